@@ -1,0 +1,3 @@
+//! The control socket: the server the daemon runs and the client the CLI uses.
+
+pub mod protocol;

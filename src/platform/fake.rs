@@ -1,0 +1,32 @@
+//! A scripted platform: the test holds the kernel's end. It serves the
+//! daemon-level tests of every driver, fed with updates a test writes (or
+//! parses from byte fixtures), and shows the requests the daemon makes.
+
+use tokio::sync::mpsc;
+
+use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+
+/// The kernel's end of a fake platform.
+#[derive(Debug)]
+pub struct FakeKernel {
+    /// Send what the kernel would report.
+    pub updates: mpsc::Sender<Update>,
+    /// Requests the daemon made, in order; the test answers `SetActive`.
+    pub requests: mpsc::Receiver<Request>,
+}
+
+/// A connected pair: give the handle to the daemon, keep the kernel.
+pub fn pair() -> (PlatformHandle, FakeKernel) {
+    let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
+    let (request_tx, request_rx) = mpsc::channel(64);
+    (
+        PlatformHandle {
+            updates: update_rx,
+            requests: request_tx,
+        },
+        FakeKernel {
+            updates: update_tx,
+            requests: request_rx,
+        },
+    )
+}
