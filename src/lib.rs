@@ -15,3 +15,5 @@ pub mod engine;
 pub mod event;
 pub mod platform;
 pub mod status;
+pub mod daemon;
+pub mod metrics;

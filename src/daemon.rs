@@ -1,0 +1,688 @@
+//! The daemon: one task owns the engine and everything it knows.
+//!
+//! The loop `select!`s over kernel updates, the engine's deadline, the
+//! periodic resync, signals, control requests and answers to actions.
+//! Everything else (the control server, hooks, the platform) talks to it
+//! through channels, so there are no locks around the state.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Driver};
+use crate::control::protocol::{Reply, Request};
+use crate::control::server::{self, ControlRequest};
+use crate::engine::{Action, Command, Engine, Group, Input, Output, Port, PortLink};
+use crate::event::{Event, Kind, Timestamp, What};
+use crate::hooks::{self, HookHandle};
+use crate::log::Logger;
+use crate::metrics::Counters;
+use crate::platform::{self, PlatformHandle};
+use crate::status::{FailoverStatus, GroupStatus, PortStatus, Status};
+
+/// Exit status for a configuration error (sysexits `EX_CONFIG`).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Default pidfile; rc.d and the systemd unit use it too.
+pub const DEFAULT_PIDFILE: &str = "/var/run/laggmond.pid";
+
+/// How many events a live follower may fall behind before it is dropped.
+const FOLLOW_QUEUE: usize = 1024;
+
+/// How `laggmond run` was invoked.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    /// Stay attached to the terminal and log to stderr.
+    pub foreground: bool,
+    /// Where the pid is written and locked; [`DEFAULT_PIDFILE`] when `None`.
+    pub pidfile: Option<PathBuf>,
+}
+
+/// `laggmond run`: checks the config, takes the pidfile, detaches unless
+/// in the foreground, then runs the loop until SIGTERM or SIGINT.
+pub fn run(opts: RunOptions) -> ExitCode {
+    let config = match load_config(&opts.config) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let pidfile_path = opts
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PIDFILE));
+    let pidfile = match Pidfile::lock(&pidfile_path) {
+        Ok(pidfile) => pidfile,
+        Err(message) => {
+            eprintln!("laggmond: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !opts.foreground {
+        // Before any thread exists: fork(2) keeps only the calling thread.
+        if let Err(e) = nix::unistd::daemon(false, false) {
+            eprintln!("laggmond: cannot detach: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Err(e) = pidfile.write_pid() {
+        eprintln!("laggmond: {}: {e}", pidfile_path.display());
+        return ExitCode::FAILURE;
+    }
+    let logger = match crate::log::init(opts.foreground) {
+        Ok(logger) => logger,
+        Err(message) => {
+            eprintln!("laggmond: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let platform = start_platform()?;
+        let shutdown = CancellationToken::new();
+        let daemon = Daemon::start(Arc::new(config), platform, logger, shutdown.clone())?;
+        tokio::spawn(stop_on_signal(shutdown));
+        daemon.run().await
+    });
+    drop(pidfile);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads and checks a config for this platform, as one printable message.
+fn load_config(path: &Path) -> Result<Config, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    supported_here(&config)?;
+    Ok(config)
+}
+
+/// Refuses drivers this build cannot drive, naming the group.
+fn supported_here(config: &Config) -> Result<(), String> {
+    for group in &config.groups {
+        let missing = match group.driver {
+            Driver::None => None,
+            Driver::Lagg if !cfg!(target_os = "freebsd") => Some("lagg(4) exists only on FreeBSD"),
+            Driver::Bond if !cfg!(target_os = "linux") => Some("bonding exists only on Linux"),
+            Driver::Lagg | Driver::Bond => Some("this driver is not supported yet"),
+        };
+        if let Some(why) = missing {
+            return Err(format!(
+                "{}: group {}: driver {}: {why}",
+                config.path.display(),
+                group.name,
+                group.driver.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn start_platform() -> Result<PlatformHandle, String> {
+    platform::linux::spawn(platform::linux::Options::default())
+        .map_err(|e| format!("cannot open the rtnetlink socket: {e}"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_platform() -> Result<PlatformHandle, String> {
+    Err("no platform support for this operating system yet".to_owned())
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install SIGTERM/SIGINT handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+/// The pidfile, locked for as long as this value lives and removed with it.
+struct Pidfile {
+    path: PathBuf,
+    file: File,
+}
+
+impl Pidfile {
+    /// Opens and locks `path`; a running instance holds the lock, and its
+    /// pid is named in the error.
+    fn lock(path: &Path) -> Result<Pidfile, String> {
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Pidfile {
+                path: path.to_owned(),
+                file,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                Err(format!("already running as pid {}", pid.trim()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// Writes this process's pid (after detaching, so it is the daemon's).
+    fn write_pid(&self) -> io::Result<()> {
+        let mut file = &self.file;
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        file.sync_all()
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        // Remove while still holding the lock, so no second instance can
+        // lock the file that is about to disappear.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The running daemon: the engine and every sink of its events.
+pub struct Daemon {
+    config: Arc<Config>,
+    engine: Engine,
+    platform: PlatformHandle,
+    logger: Logger,
+    hooks: HookHandle,
+    bus: EventBus,
+    control: ControlSocket,
+    control_rx: mpsc::Receiver<ControlRequest>,
+    control_tx: mpsc::Sender<ControlRequest>,
+    actions: JoinSet<Input>,
+    shutdown: CancellationToken,
+    started: Instant,
+    /// Pairs the monotonic clock with the wall clock, to show engine times.
+    clock: (Instant, SystemTime),
+}
+
+/// The control socket and the task serving it.
+struct ControlSocket {
+    path: PathBuf,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Binds the control socket and starts the hook runner. Must be called
+    /// inside a tokio runtime; `shutdown` ends [`Daemon::run`].
+    pub fn start(
+        config: Arc<Config>,
+        platform: PlatformHandle,
+        mut logger: Logger,
+        shutdown: CancellationToken,
+    ) -> Result<Daemon, String> {
+        logger.configure(&config.log);
+        let (control_tx, control_rx) = mpsc::channel(64);
+        let bus = EventBus::new(config.history);
+        let control = ControlSocket::open(&config, control_tx.clone(), bus.sender.clone())?;
+        let now = Instant::now();
+        Ok(Daemon {
+            engine: Engine::new(config.clone()),
+            hooks: hooks::spawn(config.hooks.clone()),
+            config,
+            platform,
+            logger,
+            bus,
+            control,
+            control_rx,
+            control_tx,
+            actions: JoinSet::new(),
+            shutdown,
+            started: now,
+            clock: (now, SystemTime::now()),
+        })
+    }
+
+    /// The loop. Returns when `shutdown` is cancelled (Ok) or the platform
+    /// failed (Err); the control socket is closed and removed either way.
+    pub async fn run(mut self) -> Result<(), String> {
+        tracing::info!(
+            "laggmond {} started, {} group(s), config {}",
+            env!("CARGO_PKG_VERSION"),
+            self.config.groups.len(),
+            self.config.path.display()
+        );
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
+        let mut resync = resync_timer(self.config.resync_interval);
+        let result = loop {
+            let deadline = self.engine.next_deadline();
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break Ok(()),
+                update = self.platform.updates.recv() => match update {
+                    Some(update) => self.feed(Input::Platform(update)),
+                    None => break Err("the kernel monitor stopped".to_owned()),
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => self.feed(Input::Tick),
+                _ = resync.tick() => self.request_resync(),
+                Some(request) = self.control_rx.recv() => {
+                    if let Some(interval) = self.answer(request) {
+                        resync = resync_timer(interval);
+                    }
+                }
+                _ = hup.recv() => {
+                    if let Some(interval) = self.reload() {
+                        resync = resync_timer(interval);
+                    }
+                }
+                Some(done) = self.actions.join_next() => match done {
+                    Ok(input) => self.feed(input),
+                    Err(e) => tracing::error!("action task failed: {e}"),
+                },
+            }
+        };
+        self.stop().await;
+        result
+    }
+
+    /// Closes the control socket, stops hooks, removes the socket file.
+    async fn stop(self) {
+        self.control.close().await;
+        self.hooks.shutdown().await;
+        tracing::info!("laggmond stopped");
+    }
+
+    /// Passes one input to the engine and carries out what it says.
+    fn feed(&mut self, input: Input) {
+        let output = self.engine.handle(Instant::now(), input);
+        self.apply(output);
+    }
+
+    /// Publishes the engine's events and starts its actions.
+    fn apply(&mut self, output: Output) {
+        for what in output.events {
+            self.publish(what);
+        }
+        for action in output.actions {
+            self.start_action(action);
+        }
+    }
+
+    /// Sends an action to the platform; its answer comes back through
+    /// `actions` as an [`Input::ActionDone`].
+    fn start_action(&mut self, action: Action) {
+        let Action::SetActive { group, port } = action;
+        let (reply, answer) = oneshot::channel();
+        let request = platform::Request::SetActive {
+            group: group.clone(),
+            port: port.clone(),
+            reply,
+        };
+        let sent = self.platform.requests.try_send(request);
+        self.actions.spawn(async move {
+            let result = match sent {
+                Ok(()) => answer
+                    .await
+                    .unwrap_or_else(|_| Err("the kernel monitor stopped".to_owned())),
+                Err(_) => Err("the kernel monitor is busy".to_owned()),
+            };
+            Input::ActionDone {
+                group,
+                port,
+                result,
+            }
+        });
+    }
+
+    fn request_resync(&mut self) {
+        if self.platform.requests.try_send(platform::Request::Resync).is_err() {
+            tracing::warn!("kernel monitor busy; periodic resync skipped");
+        }
+    }
+
+    /// Stamps an event and hands it to every sink.
+    fn publish(&mut self, what: What) {
+        let event = Arc::new(Event {
+            seq: self.bus.next_seq(),
+            time: Timestamp::now(),
+            severity: self.config.log.severity(what.kind),
+            what,
+        });
+        self.logger.event(&event);
+        self.hooks.dispatch(event.clone());
+        self.bus.record(event);
+    }
+
+    /// SIGHUP or `reload`: a good file replaces the config and keeps all
+    /// state; a bad one is logged with its location and changes nothing.
+    /// Returns the new resync interval when it changed.
+    fn reload(&mut self) -> Option<Duration> {
+        self.try_reload().unwrap_or_default()
+    }
+
+    /// [`Daemon::reload`] that also tells the caller why it failed.
+    fn try_reload(&mut self) -> Result<Option<Duration>, String> {
+        let config = match load_config(&self.config.path) {
+            Ok(config) => Arc::new(config),
+            Err(message) => {
+                tracing::error!("reload refused: {message}");
+                self.publish(What {
+                    error: Some(message.clone()),
+                    ..What::global(Kind::ConfigRejected)
+                });
+                return Err(message);
+            }
+        };
+        if config.socket != self.config.socket || config.socket_group != self.config.socket_group {
+            tracing::warn!("socket and socket_group changes take effect at restart");
+        }
+        let old_interval = self.config.resync_interval;
+        self.logger.configure(&config.log);
+        self.hooks.reconfigure(config.hooks.clone());
+        self.bus.resize(config.history);
+        let output = self.engine.reconfigure(Instant::now(), config.clone());
+        self.config = config;
+        self.control.reopen_if_gone(&self.config, &self.control_tx, &self.bus.sender);
+        self.publish(What::global(Kind::ConfigReloaded));
+        self.apply(output);
+        Ok((self.config.resync_interval != old_interval).then_some(self.config.resync_interval))
+    }
+
+    /// Answers one control request. Returns a new resync interval when a
+    /// reload changed it.
+    fn answer(&mut self, request: ControlRequest) -> Option<Duration> {
+        let mut new_interval = None;
+        let reply = match request.request {
+            Request::Status { group } => self.status_reply(group.as_deref()),
+            Request::Events { n, .. } => Reply {
+                events: Some(self.bus.history(n)),
+                ..Reply::ok()
+            },
+            Request::Metrics => Reply {
+                metrics: Some(crate::metrics::render(
+                    &self.status(),
+                    &self.bus.counters,
+                    &self.hooks.stats(),
+                )),
+                ..Reply::ok()
+            },
+            Request::Reload => match self.try_reload() {
+                Ok(interval) => {
+                    new_interval = interval;
+                    Reply::ok()
+                }
+                Err(message) => Reply::error(message),
+            },
+            Request::SetActive { group, port } => {
+                self.command(Command::SetActive { group, port })
+            }
+            Request::ClearDamping { group, port } => {
+                self.command(Command::ClearDamping { group, port })
+            }
+        };
+        let _ = request.reply.send(reply);
+        new_interval
+    }
+
+    fn command(&mut self, command: Command) -> Reply {
+        match self.engine.command(Instant::now(), command) {
+            Ok(output) => {
+                self.apply(output);
+                Reply::ok()
+            }
+            Err(message) => Reply::error(message),
+        }
+    }
+
+    fn status_reply(&self, group: Option<&str>) -> Reply {
+        let mut status = self.status();
+        if let Some(name) = group {
+            status.groups.retain(|g| g.name == name);
+            if status.groups.is_empty() {
+                return Reply::error(format!("no group {name}"));
+            }
+        }
+        Reply {
+            status: Some(status),
+            ..Reply::ok()
+        }
+    }
+
+    /// The status report, built from the engine and the event history.
+    fn status(&self) -> Status {
+        let now = Instant::now();
+        let groups = self
+            .engine
+            .groups()
+            .iter()
+            .map(|group| self.group_status(group, now))
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs(),
+            groups,
+        }
+    }
+
+    fn group_status(&self, group: &Group, now: Instant) -> GroupStatus {
+        let active = group.active().map(str::to_owned);
+        let ports: Vec<PortStatus> = group
+            .ports()
+            .iter()
+            .map(|port| self.port_status(port, active.as_deref(), now))
+            .collect();
+        let all_usable = group.ports().iter().all(Port::usable);
+        let healthy = all_usable && active.as_deref() == Some(group.primary());
+        let state = match (&active, healthy) {
+            (None, _) => "down",
+            (Some(_), true) => "ok",
+            (Some(_), false) => "degraded",
+        };
+        GroupStatus {
+            name: group.name().to_owned(),
+            driver: group.config().driver.as_str().to_owned(),
+            active,
+            primary: group.primary().to_owned(),
+            healthy,
+            state: state.to_owned(),
+            operator: group.operator().map(str::to_owned),
+            ports,
+            last_failover: self.bus.last_failover.get(group.name()).cloned(),
+        }
+    }
+
+    fn port_status(&self, port: &Port, active: Option<&str>, now: Instant) -> PortStatus {
+        let damped_until = port.damped_until();
+        let (link, role) = match port.link() {
+            PortLink::Unknown => ("unknown", "down"),
+            PortLink::Missing => ("missing", "missing"),
+            PortLink::Down => ("down", "down"),
+            PortLink::Up if active == Some(port.name()) => ("up", "active"),
+            PortLink::Up if damped_until.is_some() => ("up", "damped"),
+            PortLink::Up => ("up", "backup"),
+        };
+        PortStatus {
+            name: port.name().to_owned(),
+            link: link.to_owned(),
+            role: role.to_owned(),
+            since: (port.link() != PortLink::Unknown).then(|| self.wall_time(port.since())),
+            flaps: port.flaps_in_window(now),
+            damped: damped_until.is_some(),
+            damped_until: damped_until.map(|at| self.wall_time(at)),
+        }
+    }
+
+    /// The wall time of a monotonic instant.
+    fn wall_time(&self, at: Instant) -> Timestamp {
+        let (anchor, wall) = self.clock;
+        Timestamp(if at >= anchor {
+            wall + (at - anchor)
+        } else {
+            wall - (anchor - at)
+        })
+    }
+}
+
+impl ControlSocket {
+    fn open(
+        config: &Config,
+        to_daemon: mpsc::Sender<ControlRequest>,
+        events: broadcast::Sender<Arc<Event>>,
+    ) -> Result<ControlSocket, String> {
+        let listener: UnixListener = server::bind(&config.socket, config.socket_group.as_deref())
+            .map_err(|e| format!("control socket {}: {e}", config.socket.display()))?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server::serve(listener, to_daemon, events, stop.clone()));
+        Ok(ControlSocket {
+            path: config.socket.clone(),
+            stop,
+            task,
+        })
+    }
+
+    /// Someone deleted the socket file under us: bind it again (on reload).
+    fn reopen_if_gone(
+        &mut self,
+        config: &Config,
+        to_daemon: &mpsc::Sender<ControlRequest>,
+        events: &broadcast::Sender<Arc<Event>>,
+    ) {
+        if self.path.exists() {
+            return;
+        }
+        tracing::warn!("control socket {} vanished; binding it again", self.path.display());
+        self.stop.cancel();
+        match ControlSocket::open(config, to_daemon.clone(), events.clone()) {
+            Ok(fresh) => *self = fresh,
+            Err(message) => tracing::error!("{message}"),
+        }
+    }
+
+    async fn close(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where published events go besides the log and hooks: the bounded
+/// history, live followers, metrics counters and each group's last failover.
+struct EventBus {
+    seq: u64,
+    capacity: usize,
+    history: VecDeque<Arc<Event>>,
+    sender: broadcast::Sender<Arc<Event>>,
+    counters: Counters,
+    last_failover: HashMap<String, FailoverStatus>,
+}
+
+impl EventBus {
+    fn new(capacity: usize) -> EventBus {
+        EventBus {
+            seq: 0,
+            capacity,
+            history: VecDeque::with_capacity(capacity),
+            sender: broadcast::channel(FOLLOW_QUEUE).0,
+            counters: Counters::default(),
+            last_failover: HashMap::new(),
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn record(&mut self, event: Arc<Event>) {
+        self.counters.count(&event);
+        if event.what.kind == Kind::Failover {
+            if let Some(group) = &event.what.group {
+                self.last_failover.insert(
+                    group.clone(),
+                    FailoverStatus {
+                        at: event.time,
+                        from: event.what.from.clone(),
+                        to: event.what.to.clone(),
+                        cause: event.what.cause,
+                        outage_ms: event.what.outage_ms,
+                    },
+                );
+            }
+        }
+        // No followers is not an error.
+        let _ = self.sender.send(event.clone());
+        if self.history.len() == self.capacity {
+            self.history.pop_front();
+        }
+        self.history.push_back(event);
+    }
+
+    /// The last `n` events (all when `None`), oldest first.
+    fn history(&self, n: Option<usize>) -> Vec<Event> {
+        let n = n.unwrap_or(self.history.len()).min(self.history.len());
+        self.history
+            .iter()
+            .skip(self.history.len() - n)
+            .map(|e| Event::clone(e))
+            .collect()
+    }
+
+    fn resize(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.history.len() > capacity {
+            self.history.pop_front();
+        }
+    }
+}
+
+/// The periodic resync; the first tick is skipped because the platform
+/// reads everything when it starts.
+fn resync_timer(period: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    timer
+}
+
+/// Sleeps until `deadline`; never called with `None` (the select guard
+/// sees to that), but pends forever then to be safe.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

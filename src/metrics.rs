@@ -1,0 +1,275 @@
+//! Prometheus text exposition: what a scraper needs to graph failovers and
+//! alert on a group running without redundancy.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::event::{Cause, Event, Kind};
+use crate::hooks::HookStats;
+use crate::status::Status;
+
+/// Counters kept from published events, across reloads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events by kind.
+    pub events: BTreeMap<Kind, u64>,
+    /// Failovers by (group, cause).
+    pub failovers: BTreeMap<(String, Cause), u64>,
+    /// Link changes (`port_up` + `port_down`) by (group, port).
+    pub flaps: BTreeMap<(String, String), u64>,
+    /// Times a port was damped, by (group, port).
+    pub dampings: BTreeMap<(String, String), u64>,
+}
+
+impl Counters {
+    /// Counts one published event.
+    pub fn count(&mut self, event: &Event) {
+        let what = &event.what;
+        *self.events.entry(what.kind).or_default() += 1;
+        let group = what.group.clone().unwrap_or_default();
+        match what.kind {
+            Kind::Failover => {
+                if let Some(cause) = what.cause {
+                    *self.failovers.entry((group, cause)).or_default() += 1;
+                }
+            }
+            Kind::PortUp | Kind::PortDown => {
+                let port = what.port.clone().unwrap_or_default();
+                *self.flaps.entry((group, port)).or_default() += 1;
+            }
+            Kind::Flapping => {
+                let port = what.port.clone().unwrap_or_default();
+                *self.dampings.entry((group, port)).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Renders every metric. Series that are zero are still written for each
+/// configured group and port, so rates and alerts work from the start.
+pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String {
+    let mut out = Metrics::default();
+    out.family("laggmond_uptime_seconds", "gauge", "Seconds since the daemon started.");
+    out.sample("laggmond_uptime_seconds", &[], status.uptime_s);
+
+    out.family(
+        "laggmond_group_healthy",
+        "gauge",
+        "1 when the primary is active and every port is up and trusted.",
+    );
+    for g in &status.groups {
+        out.sample("laggmond_group_healthy", &[("group", &g.name)], u64::from(g.healthy));
+    }
+    out.family(
+        "laggmond_group_up",
+        "gauge",
+        "1 when some port of the group carries traffic.",
+    );
+    for g in &status.groups {
+        out.sample("laggmond_group_up", &[("group", &g.name)], u64::from(g.active.is_some()));
+    }
+    out.family(
+        "laggmond_port_active",
+        "gauge",
+        "1 for the port that carries the group's traffic, 0 for the others.",
+    );
+    for g in &status.groups {
+        for p in &g.ports {
+            let active = g.active.as_deref() == Some(p.name.as_str());
+            out.sample("laggmond_port_active", &port_labels(&g.name, &p.name), u64::from(active));
+        }
+    }
+    out.family("laggmond_port_link_up", "gauge", "1 when the port has link.");
+    for g in &status.groups {
+        for p in &g.ports {
+            out.sample(
+                "laggmond_port_link_up",
+                &port_labels(&g.name, &p.name),
+                u64::from(p.link == "up"),
+            );
+        }
+    }
+    out.family("laggmond_port_damped", "gauge", "1 while a flapping port is held out of service.");
+    for g in &status.groups {
+        for p in &g.ports {
+            out.sample("laggmond_port_damped", &port_labels(&g.name, &p.name), u64::from(p.damped));
+        }
+    }
+    out.family("laggmond_port_flaps_total", "counter", "Link changes seen on the port.");
+    for g in &status.groups {
+        for p in &g.ports {
+            let n = counters.flaps.get(&(g.name.clone(), p.name.clone())).copied().unwrap_or(0);
+            out.sample("laggmond_port_flaps_total", &port_labels(&g.name, &p.name), n);
+        }
+    }
+    out.family("laggmond_port_dampings_total", "counter", "Times the port was damped for flapping.");
+    for g in &status.groups {
+        for p in &g.ports {
+            let n = counters.dampings.get(&(g.name.clone(), p.name.clone())).copied().unwrap_or(0);
+            out.sample("laggmond_port_dampings_total", &port_labels(&g.name, &p.name), n);
+        }
+    }
+    out.family("laggmond_failovers_total", "counter", "Changes of the active port, by cause.");
+    for g in &status.groups {
+        for cause in Cause::ALL {
+            let n = counters.failovers.get(&(g.name.clone(), cause)).copied().unwrap_or(0);
+            out.sample(
+                "laggmond_failovers_total",
+                &[("group", &g.name), ("cause", cause.as_str())],
+                n,
+            );
+        }
+    }
+    out.family("laggmond_events_total", "counter", "Events published, by kind.");
+    for kind in Kind::ALL {
+        let n = counters.events.get(&kind).copied().unwrap_or(0);
+        out.sample("laggmond_events_total", &[("kind", kind.as_str())], n);
+    }
+    out.family("laggmond_hooks_total", "counter", "Hook runs, by outcome.");
+    for (outcome, n) in [
+        ("started", hooks.started),
+        ("succeeded", hooks.succeeded),
+        ("failed", hooks.failed),
+        ("timed_out", hooks.timed_out),
+        ("dropped", hooks.dropped),
+    ] {
+        out.sample("laggmond_hooks_total", &[("outcome", outcome)], n);
+    }
+    out.text
+}
+
+fn port_labels<'a>(group: &'a str, port: &'a str) -> [(&'static str, &'a str); 2] {
+    [("group", group), ("port", port)]
+}
+
+/// The text being written.
+#[derive(Default)]
+struct Metrics {
+    text: String,
+}
+
+impl Metrics {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (key, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{key}=\"{}\"", escape(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// Escapes a label value as the exposition format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Severity, Timestamp, What};
+    use crate::status::{GroupStatus, PortStatus};
+
+    fn port(name: &str, link: &str, damped: bool) -> PortStatus {
+        PortStatus {
+            name: name.into(),
+            link: link.into(),
+            role: "backup".into(),
+            since: None,
+            flaps: 0,
+            damped,
+            damped_until: None,
+        }
+    }
+
+    fn status() -> Status {
+        Status {
+            version: "0.1.0".into(),
+            pid: 1,
+            uptime_s: 42,
+            groups: vec![GroupStatus {
+                name: "lagg0".into(),
+                driver: "none".into(),
+                active: Some("bge0".into()),
+                primary: "em0".into(),
+                healthy: false,
+                state: "degraded".into(),
+                operator: None,
+                ports: vec![port("em0", "down", false), port("bge0", "up", true)],
+                last_failover: None,
+            }],
+        }
+    }
+
+    fn event(what: What) -> Event {
+        Event {
+            seq: 1,
+            time: Timestamp::now(),
+            severity: Severity::Warning,
+            what,
+        }
+    }
+
+    #[test]
+    fn gauges_follow_the_status() {
+        let text = render(&status(), &Counters::default(), &HookStats::default());
+        for line in [
+            "laggmond_uptime_seconds 42",
+            "laggmond_group_healthy{group=\"lagg0\"} 0",
+            "laggmond_group_up{group=\"lagg0\"} 1",
+            "laggmond_port_active{group=\"lagg0\",port=\"em0\"} 0",
+            "laggmond_port_active{group=\"lagg0\",port=\"bge0\"} 1",
+            "laggmond_port_link_up{group=\"lagg0\",port=\"em0\"} 0",
+            "laggmond_port_damped{group=\"lagg0\",port=\"bge0\"} 1",
+            "laggmond_failovers_total{group=\"lagg0\",cause=\"preempt\"} 0",
+            "# TYPE laggmond_failovers_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn counters_count_failovers_by_cause_and_flaps_by_port() {
+        let mut counters = Counters::default();
+        let failover = What {
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::LinkDown),
+            ..What::new("lagg0", Kind::Failover)
+        };
+        counters.count(&event(failover.clone()));
+        counters.count(&event(failover));
+        counters.count(&event(What::port("lagg0", Kind::PortDown, "em0")));
+        counters.count(&event(What::port("lagg0", Kind::PortUp, "em0")));
+        counters.count(&event(What::port("lagg0", Kind::Flapping, "em0")));
+        let text = render(&status(), &counters, &HookStats::default());
+        for line in [
+            "laggmond_failovers_total{group=\"lagg0\",cause=\"link_down\"} 2",
+            "laggmond_port_flaps_total{group=\"lagg0\",port=\"em0\"} 2",
+            "laggmond_port_dampings_total{group=\"lagg0\",port=\"em0\"} 1",
+            "laggmond_events_total{kind=\"failover\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

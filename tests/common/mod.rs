@@ -1,0 +1,363 @@
+//! Test bench for the real daemon: network namespaces with veth ports, the
+//! `laggmond` binary running inside one, and its CLI. Every namespace and
+//! process is owned by a guard that removes it on drop, also when a test
+//! fails, and every name carries the test process's pid so tests can run
+//! in parallel.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const LAGGMOND: &str = env!("CARGO_BIN_EXE_laggmond");
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short name: interface and namespace names are limited.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command and fails the test, with its output, if it fails.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Milliseconds since the epoch, by the wall clock (event times use it).
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A network namespace that exists until this value is dropped.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "these tests make network namespaces and must run as root"
+        );
+        let name = unique("lmt");
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, args: &[&str]) {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        sh(&full);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The daemon's namespace, where the ports live, and the peer namespace
+/// holding the far end of every veth pair: setting a far end down drops
+/// carrier on the port.
+pub struct Bench {
+    pub ns: Netns,
+    pub peer: Netns,
+}
+
+impl Bench {
+    pub fn new() -> Bench {
+        Bench {
+            ns: Netns::new(),
+            peer: Netns::new(),
+        }
+    }
+
+    /// Creates port `name` in the daemon's namespace, its far end `name`
+    /// in the peer namespace, both up.
+    pub fn add_port(&self, name: &str) {
+        sh(&[
+            "ip", "link", "add", name, "netns", &self.ns.name, "type", "veth", "peer", "name",
+            name, "netns", &self.peer.name,
+        ]);
+        self.ns.ip(&["link", "set", name, "up"]);
+        self.peer.ip(&["link", "set", name, "up"]);
+    }
+
+    /// Drops (`false`) or restores (`true`) carrier on port `name`; returns
+    /// the wall time just before the change.
+    pub fn carrier(&self, name: &str, up: bool) -> u64 {
+        let at = wall_ms();
+        self.peer
+            .ip(&["link", "set", name, if up { "up" } else { "down" }]);
+        at
+    }
+}
+
+/// Files of one daemon run, in a temporary directory.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        let dir = tempfile::Builder::new()
+            .prefix("laggmond-test")
+            .tempdir()
+            .expect("tempdir");
+        Files { dir }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.path("laggmond.sock")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.path("laggmond.pid")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.path("laggmond.yml")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.path("laggmond.log")
+    }
+    pub fn hook_record(&self) -> PathBuf {
+        self.path("hook.log")
+    }
+
+    /// Writes the config: `socket` and a hook recording every event are
+    /// added in front of `body` (which holds `groups:` and the rest).
+    pub fn write_config(&self, body: &str) {
+        let text = format!(
+            "socket: {}\nhooks:\n  - on: [failover, all_ports_down, group_recovered, flapping]\n    run: [/bin/sh, -c, 'echo \"$LAGGMOND_SEQ $LAGGMOND_EVENT $LAGGMOND_GROUP from=$LAGGMOND_FROM to=$LAGGMOND_TO cause=$LAGGMOND_CAUSE\" >> {}']\n    timeout: 5s\n{body}",
+            self.socket().display(),
+            self.hook_record().display()
+        );
+        fs::write(self.config(), text).expect("write config");
+    }
+}
+
+/// A running `laggmond run -f` inside a namespace; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon in `ns` with the files' config, socket and
+    /// pidfile, and waits until it answers `status`.
+    pub fn start(ns: &Netns, files: &Files) -> Daemon {
+        let log = fs::File::create(files.log()).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, LAGGMOND, "run", "-f", "-c"])
+            .arg(files.config())
+            .arg("--pidfile")
+            .arg(files.pidfile())
+            .env("LAGGMOND_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start laggmond");
+        let mut daemon = Daemon {
+            child,
+            socket: files.socket(),
+            log: files.log(),
+        };
+        let ready = wait_for(Duration::from_secs(10), || {
+            daemon.status_json().is_some() || daemon.exited()
+        });
+        assert!(
+            ready && !daemon.exited(),
+            "laggmond did not come up; log:\n{}",
+            daemon.log_text()
+        );
+        daemon
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Runs the CLI against this daemon's socket.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.socket, args)
+    }
+
+    /// `status --json`, or `None` when the daemon did not answer.
+    pub fn status_json(&self) -> Option<Value> {
+        let out = self.cli(&["status", "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The group `name` from `status --json`.
+    pub fn group(&self, name: &str) -> Value {
+        let status = self.status_json().expect("status answers");
+        status["groups"]
+            .as_array()
+            .and_then(|groups| groups.iter().find(|g| g["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no group {name} in {status}"))
+    }
+
+    /// Every event in the history, as JSON.
+    pub fn events(&self) -> Vec<Value> {
+        let out = self.cli(&["events", "--json"]);
+        assert!(out.status.success(), "events failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until an event matching `pred` with a sequence number above
+    /// `after` is in the history; returns it.
+    pub fn wait_event(
+        &self,
+        after: u64,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self
+                .events()
+                .into_iter()
+                .find(|e| e["seq"].as_u64().unwrap_or(0) > after && pred(e))
+            {
+                return Some(e);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The highest sequence number so far.
+    pub fn last_seq(&self) -> u64 {
+        self.events()
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        // `ip netns exec` execs the daemon, so the child's pid is laggmond's.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.exited() {
+            // The whole process group: hooks the daemon started go too.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pid()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- laggmond log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// Runs the CLI against `socket`.
+pub fn cli(socket: &Path, args: &[&str]) -> Output {
+    Command::new(LAGGMOND)
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run laggmond CLI")
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Milliseconds since the epoch of an event's RFC 3339 `time`.
+pub fn event_ms(event: &Value) -> u64 {
+    let time = event["time"].as_str().expect("event time");
+    humantime::parse_rfc3339(time)
+        .expect("RFC 3339 time")
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Lines of a file, empty when it does not exist yet.
+pub fn lines(path: &Path) -> Vec<String> {
+    fs::File::open(path)
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default()
+}
