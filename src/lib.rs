@@ -13,6 +13,8 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod event;
+pub mod hooks;
+pub mod log;
 pub mod platform;
 pub mod status;
 pub mod daemon;
