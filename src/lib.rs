@@ -11,11 +11,11 @@
 
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod engine;
 pub mod event;
 pub mod hooks;
 pub mod log;
+pub mod metrics;
 pub mod platform;
 pub mod status;
-pub mod daemon;
-pub mod metrics;
