@@ -1,33 +1,422 @@
-//! One group's state and rules.
+//! One group's state and rules: which port should carry traffic, and what
+//! changing it is reported as.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::GroupConfig;
+use crate::event::{Cause, Kind, What};
 
-/// A port's link as the engine knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortLink {
-    /// No snapshot yet.
-    Unknown,
-    Up,
-    Down,
-    /// The interface does not exist.
-    Missing,
-}
+use super::damping::Damped;
+use super::port::{LinkChange, Port, PortLink};
 
-/// One configured port.
-#[derive(Clone, Debug)]
-pub struct Port {
-    pub name: String,
-    pub link: PortLink,
-    /// When `link` last changed.
-    pub since: Instant,
-}
-
-/// One group.
+/// One failover group.
 #[derive(Clone, Debug)]
 pub struct Group {
-    pub config: GroupConfig,
-    pub ports: Vec<Port>,
-    pub active: Option<String>,
+    config: GroupConfig,
+    /// In priority order, like `config.ports`.
+    ports: Vec<Port>,
+    /// The port carrying traffic; with `driver: none` it is the choice.
+    active: Option<String>,
+    /// The operator's `set-active` port, while it stays usable.
+    operator: Option<String>,
+    /// Whether the initial choice was made (after the first snapshot).
+    started: bool,
+    /// Set while no port carries traffic.
+    outage: Option<Outage>,
+}
+
+/// A time when no port of the group carried traffic.
+#[derive(Clone, Debug)]
+struct Outage {
+    since: Instant,
+    /// The port that carried traffic before, if any.
+    last_active: Option<String>,
+}
+
+impl Group {
+    /// A group whose ports are all unknown, before its first snapshot.
+    pub(crate) fn new(config: GroupConfig) -> Group {
+        let ports = config
+            .ports
+            .iter()
+            .map(|name| Port::new(name, config.flap_damping))
+            .collect();
+        Group {
+            config,
+            ports,
+            active: None,
+            operator: None,
+            started: false,
+            outage: None,
+        }
+    }
+
+    /// The group (aggregate) name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Ports in priority order.
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+
+    /// The port called `name`, if the group has it.
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|port| port.name() == name)
+    }
+
+    /// The port carrying traffic, `None` when no port can.
+    pub fn active(&self) -> Option<&str> {
+        self.active.as_deref()
+    }
+
+    /// The operator's `set-active` choice while it holds.
+    pub fn operator(&self) -> Option<&str> {
+        self.operator.as_deref()
+    }
+
+    /// The configured primary (first port); empty for a group without
+    /// ports, which a validated config never has.
+    pub fn primary(&self) -> &str {
+        self.config.ports.first().map_or("", String::as_str)
+    }
+
+    /// Since when no port carries traffic (after the first snapshot).
+    pub fn down_since(&self) -> Option<Instant> {
+        self.outage.as_ref().map(|outage| outage.since)
+    }
+
+    /// Whether `name` is one of the group's ports.
+    pub(crate) fn has_port(&self, name: &str) -> bool {
+        self.port(name).is_some()
+    }
+
+    /// Takes a new config, keeping the state of every port that remains;
+    /// new ports learn their link from `link_of`, removed ones vanish.
+    pub(crate) fn reconfigure(
+        &mut self,
+        now: Instant,
+        config: GroupConfig,
+        link_of: impl Fn(&str) -> PortLink,
+        out: &mut Vec<What>,
+    ) {
+        let mut old = std::mem::take(&mut self.ports);
+        let policy = config.flap_damping;
+        for name in &config.ports {
+            let port = match old.iter().position(|port| port.name() == name) {
+                Some(index) => {
+                    let mut port = old.swap_remove(index);
+                    if let Some(damped) = port.set_policy(now, policy) {
+                        out.push(self.flapping(name, damped));
+                    }
+                    port
+                }
+                None => {
+                    let mut port = Port::new(name, policy);
+                    let change = port.set_link(now, link_of(name));
+                    self.report(name, change, out);
+                    port
+                }
+            };
+            self.ports.push(port);
+        }
+        self.config = config;
+    }
+
+    /// Sets the link of every port from `link_of` (a snapshot).
+    pub(crate) fn sync_links(
+        &mut self,
+        now: Instant,
+        link_of: impl Fn(&str) -> PortLink,
+        out: &mut Vec<What>,
+    ) {
+        for index in 0..self.ports.len() {
+            let link = link_of(self.ports[index].name());
+            self.set_port_link(now, index, link, out);
+        }
+    }
+
+    /// Sets the link of `name`; returns whether the group has that port.
+    pub(crate) fn set_link(
+        &mut self,
+        now: Instant,
+        name: &str,
+        link: PortLink,
+        out: &mut Vec<What>,
+    ) -> bool {
+        let Some(index) = self.index_of(name) else {
+            return false;
+        };
+        self.set_port_link(now, index, link, out);
+        true
+    }
+
+    fn set_port_link(&mut self, now: Instant, index: usize, link: PortLink, out: &mut Vec<What>) {
+        let change = self.ports[index].set_link(now, link);
+        let name = self.ports[index].name().to_owned();
+        self.report(&name, change, out);
+    }
+
+    /// Ends every damping whose time is up.
+    pub(crate) fn expire_dampings(&mut self, now: Instant, out: &mut Vec<What>) {
+        for index in 0..self.ports.len() {
+            if self.ports[index].expire_damping(now) {
+                out.push(self.port_event(Kind::FlapCleared, index));
+            }
+        }
+    }
+
+    /// Operator: trusts `port` (every port when `None`) again at once.
+    pub(crate) fn clear_damping(
+        &mut self,
+        now: Instant,
+        port: Option<&str>,
+        out: &mut Vec<What>,
+    ) -> Result<(), String> {
+        let targets = match port {
+            Some(name) => vec![self.existing_index(name)?],
+            None => (0..self.ports.len()).collect(),
+        };
+        for index in targets {
+            if self.ports[index].clear_damping(now) {
+                out.push(self.port_event(Kind::FlapCleared, index));
+            }
+        }
+        Ok(())
+    }
+
+    /// Operator: pins traffic to `port` while it stays usable, or lets the
+    /// normal policy decide again (`None`). Takes effect at the next
+    /// [`Group::evaluate`].
+    pub(crate) fn set_operator(&mut self, port: Option<&str>) -> Result<(), String> {
+        let Some(name) = port else {
+            self.operator = None;
+            return Ok(());
+        };
+        let index = self.existing_index(name)?;
+        if let Some(reason) = self.ports[index].unusable_reason() {
+            return Err(reason);
+        }
+        self.operator = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// Applies the policy at `now`: computes the choice, then makes it the
+    /// active port, reporting what that means for traffic.
+    pub(crate) fn evaluate(&mut self, now: Instant, out: &mut Vec<What>) {
+        self.drop_stale_operator();
+        let choice = self
+            .choose(now)
+            .map(|index| self.ports[index].name().to_owned());
+        self.apply(now, choice, out);
+    }
+
+    /// The earliest moment the passing of time alone could change this
+    /// group: a damping ending, or a better port becoming steady enough to
+    /// preempt.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let damping_end = self.ports.iter().filter_map(Port::damped_until).min();
+        [damping_end, self.preempt_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the earliest better port may preempt the active one, if
+    /// preempting can happen at all now.
+    fn preempt_deadline(&self) -> Option<Instant> {
+        if !self.started || !self.config.preempt || self.operator.is_some() {
+            return None;
+        }
+        let active = self.active_index()?;
+        self.ports[..active]
+            .iter()
+            .filter(|port| port.usable())
+            .filter_map(|port| port.preempt_ready_at(self.config.preempt_delay))
+            .min()
+    }
+
+    /// The choice (rules 1-4 of the module doc), as a port index.
+    fn choose(&self, now: Instant) -> Option<usize> {
+        if let Some(index) = self.operator.as_deref().and_then(|p| self.index_of(p)) {
+            return Some(index);
+        }
+        let Some(active) = self
+            .active_index()
+            .filter(|&index| self.ports[index].usable())
+        else {
+            return self.ports.iter().position(Port::usable);
+        };
+        if !self.config.preempt {
+            return Some(active);
+        }
+        let steady = |port: &Port| {
+            port.usable()
+                && port
+                    .preempt_ready_at(self.config.preempt_delay)
+                    .is_some_and(|at| at <= now)
+        };
+        self.ports[..active]
+            .iter()
+            .position(steady)
+            .or(Some(active))
+    }
+
+    /// Makes `choice` the active port. With `driver: none` the choice is
+    /// the active port at once, for every driver for now; a kernel driver
+    /// will instead ask the kernel and follow what it reports.
+    fn apply(&mut self, now: Instant, choice: Option<String>, out: &mut Vec<What>) {
+        if !self.started {
+            self.started = true;
+            self.start(now, choice, out);
+            return;
+        }
+        if choice == self.active {
+            return;
+        }
+        match (self.active.take(), choice) {
+            (Some(from), Some(to)) => self.switch(from, to, out),
+            (Some(from), None) => self.lose_all(now, Some(from), out),
+            (None, Some(to)) => self.recover(now, to, out),
+            (None, None) => {}
+        }
+    }
+
+    /// The initial choice is not a change: nothing to report unless no
+    /// port can carry traffic.
+    fn start(&mut self, now: Instant, choice: Option<String>, out: &mut Vec<What>) {
+        match choice {
+            Some(port) => self.active = Some(port),
+            None => self.lose_all(now, None, out),
+        }
+    }
+
+    /// Traffic moves from one port to another.
+    fn switch(&mut self, from: String, to: String, out: &mut Vec<What>) {
+        let (cause, outage_ms) = self.switch_cause(&from, &to);
+        out.push(self.failover(from, to.clone(), cause, outage_ms));
+        self.active = Some(to);
+    }
+
+    /// Why traffic leaves `from` for `to`, and the outage that caused: a
+    /// lost port is replaced at once (0 ms), a move between working ports
+    /// stops nothing.
+    fn switch_cause(&self, from: &str, to: &str) -> (Cause, Option<u64>) {
+        let Some(port) = self.port(from) else {
+            // Dropped from the config: the interface itself still works.
+            return (Cause::Removed, None);
+        };
+        if port.usable() {
+            let cause = if self.operator.as_deref() == Some(to) {
+                Cause::Operator
+            } else {
+                Cause::Preempt
+            };
+            return (cause, None);
+        }
+        match port.link() {
+            PortLink::Missing => (Cause::Removed, Some(0)),
+            PortLink::Up => (Cause::Damped, None),
+            PortLink::Down | PortLink::Unknown => (Cause::LinkDown, Some(0)),
+        }
+    }
+
+    /// No port can carry traffic any more.
+    fn lose_all(&mut self, now: Instant, last_active: Option<String>, out: &mut Vec<What>) {
+        out.push(What {
+            port: last_active.clone(),
+            ..What::new(self.name(), Kind::AllPortsDown)
+        });
+        self.active = None;
+        self.outage = Some(Outage {
+            since: now,
+            last_active,
+        });
+    }
+
+    /// Traffic flows again after all ports were down.
+    fn recover(&mut self, now: Instant, to: String, out: &mut Vec<What>) {
+        let outage = self.outage.take();
+        let outage_ms = outage
+            .as_ref()
+            .map(|outage| millis(now.saturating_duration_since(outage.since)));
+        out.push(What {
+            outage_ms,
+            ..What::port(self.name(), Kind::GroupRecovered, &to)
+        });
+        let last_active = outage.and_then(|outage| outage.last_active);
+        if let Some(from) = last_active.filter(|from| *from != to) {
+            out.push(self.failover(from, to.clone(), Cause::LinkUp, outage_ms));
+        }
+        self.active = Some(to);
+    }
+
+    /// An operator choice holds only while its port is usable (and still
+    /// configured).
+    fn drop_stale_operator(&mut self) {
+        let usable = |name: &str| self.port(name).is_some_and(Port::usable);
+        if self.operator.as_deref().is_some_and(|name| !usable(name)) {
+            self.operator = None;
+        }
+    }
+
+    fn failover(&self, from: String, to: String, cause: Cause, outage_ms: Option<u64>) -> What {
+        What {
+            from: Some(from),
+            to: Some(to),
+            cause: Some(cause),
+            outage_ms,
+            ..What::new(self.name(), Kind::Failover)
+        }
+    }
+
+    /// Reports a port's link change and the damping it started.
+    fn report(&self, name: &str, change: Option<LinkChange>, out: &mut Vec<What>) {
+        let Some(change) = change else {
+            return;
+        };
+        if let Some(kind) = change.event {
+            out.push(What::port(self.name(), kind, name));
+        }
+        if let Some(damped) = change.damped {
+            out.push(self.flapping(name, damped));
+        }
+    }
+
+    fn flapping(&self, name: &str, damped: Damped) -> What {
+        What {
+            flaps: Some(damped.flaps),
+            hold_ms: Some(millis(damped.hold)),
+            ..What::port(self.name(), Kind::Flapping, name)
+        }
+    }
+
+    fn port_event(&self, kind: Kind, index: usize) -> What {
+        What::port(self.name(), kind, self.ports[index].name())
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|port| port.name() == name)
+    }
+
+    /// Like `index_of`, with the operator's error when there is none.
+    fn existing_index(&self, name: &str) -> Result<usize, String> {
+        self.index_of(name)
+            .ok_or_else(|| format!("port {name} is not in group {}", self.name()))
+    }
+
+    fn active_index(&self) -> Option<usize> {
+        self.active.as_deref().and_then(|name| self.index_of(name))
+    }
+}
+
+/// Whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
