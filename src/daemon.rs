@@ -540,7 +540,7 @@ impl Daemon {
             name: port.name().to_owned(),
             link: link.to_owned(),
             role: role.to_owned(),
-            since: (port.link() != PortLink::Unknown).then(|| self.wall_time(port.since())),
+            since: port.since().map(|at| self.wall_time(at)),
             flaps: port.flaps_in_window(now),
             damped: damped_until.is_some(),
             damped_until: damped_until.map(|at| self.wall_time(at)),
