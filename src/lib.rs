@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod engine;
 pub mod event;
 pub mod platform;
