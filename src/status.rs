@@ -1,6 +1,9 @@
 //! The status report: what `laggmond status` shows and `--json` prints.
 //! Fields may be added, never renamed: scripts parse this.
 
+use std::fmt::Write as _;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Cause, Timestamp};
@@ -61,4 +64,331 @@ pub struct FailoverStatus {
     pub to: Option<String>,
     pub cause: Option<Cause>,
     pub outage_ms: Option<u64>,
+}
+
+/// The human-readable `laggmond status` report: a line about the daemon,
+/// then per group a headline, a table of its ports and its last failover.
+/// With `group`, only that group is shown. Plain text, aligned columns, no
+/// colours: it is read in terminals, mails and tickets alike.
+pub fn render(status: &Status, group: Option<&str>) -> String {
+    let uptime = humantime::format_duration(Duration::from_secs(status.uptime_s));
+    let mut out = format!(
+        "laggmond {} (pid {}), up {uptime}\n",
+        status.version, status.pid
+    );
+    let shown = status
+        .groups
+        .iter()
+        .filter(|g| group.is_none_or(|name| g.name == name));
+    for g in shown {
+        out.push('\n');
+        render_group(&mut out, g);
+    }
+    out
+}
+
+/// One group's block: headline, port table, last failover.
+fn render_group(out: &mut String, group: &GroupStatus) {
+    out.push_str(&headline(group));
+    out.push('\n');
+    for row in port_table(&group.ports) {
+        let _ = writeln!(out, "  {row}");
+    }
+    let _ = writeln!(out, "  {}", last_failover(group.last_failover.as_ref()));
+}
+
+/// `lagg0 (lagg): active em0 (primary), ok` and its degraded and down forms.
+fn headline(group: &GroupStatus) -> String {
+    let summary = match (group.state.as_str(), group.active.as_deref()) {
+        ("down", _) | (_, None) => "DOWN: no port carries traffic".to_owned(),
+        ("ok", Some(active)) => format!("active {}, ok", name_active(group, active)),
+        (state, Some(active)) => {
+            let mut summary = format!("{state}: active {}", name_active(group, active));
+            for problem in problems(group) {
+                let _ = write!(summary, ", {problem}");
+            }
+            summary
+        }
+    };
+    let mut line = format!("{} ({}): {summary}", group.name, group.driver);
+    if let Some(port) = &group.operator {
+        let _ = write!(line, ", operator chose {port}");
+    }
+    line
+}
+
+/// The active port, marked when it is the primary.
+fn name_active(group: &GroupStatus, active: &str) -> String {
+    if active == group.primary {
+        format!("{active} (primary)")
+    } else {
+        active.to_owned()
+    }
+}
+
+/// Why a group is degraded: the primary not carrying traffic, and every
+/// port that could not take over if needed.
+fn problems(group: &GroupStatus) -> Vec<String> {
+    let mut problems = Vec::new();
+    for port in &group.ports {
+        let is_primary = port.name == group.primary;
+        let standing_by = port.role == "backup";
+        if port.role == "active" || (standing_by && !is_primary) {
+            continue;
+        }
+        let condition = if standing_by {
+            "standing by"
+        } else {
+            &port.role
+        };
+        if is_primary {
+            problems.push(format!("primary {} {condition}", port.name));
+        } else {
+            problems.push(format!("{} {condition}", port.name));
+        }
+    }
+    problems
+}
+
+/// The port table, header first, columns aligned; FLAPS is right-aligned
+/// and damped ports get a note after it.
+fn port_table(ports: &[PortStatus]) -> Vec<String> {
+    let mut rows = vec![[
+        "PORT".to_owned(),
+        "LINK".to_owned(),
+        "ROLE".to_owned(),
+        "SINCE".to_owned(),
+        "FLAPS".to_owned(),
+    ]];
+    rows.extend(ports.iter().map(|port| {
+        [
+            port.name.clone(),
+            port.link.clone(),
+            port.role.clone(),
+            port.since.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            port.flaps.to_string(),
+        ]
+    }));
+    let mut widths = [0; 5];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let notes = std::iter::once(None).chain(ports.iter().map(damped_note));
+    rows.iter()
+        .zip(notes)
+        .map(|(row, note)| {
+            let [name, link, role, since, flaps] = row;
+            let [w_name, w_link, w_role, w_since, w_flaps] = widths;
+            let mut line = format!(
+                "{name:<w_name$}  {link:<w_link$}  {role:<w_role$}  {since:<w_since$}  {flaps:>w_flaps$}"
+            );
+            if let Some(note) = note {
+                let _ = write!(line, "  {note}");
+            }
+            line
+        })
+        .collect()
+}
+
+/// `damped until TIME` for a damped port.
+fn damped_note(port: &PortStatus) -> Option<String> {
+    if !port.damped {
+        return None;
+    }
+    Some(match port.damped_until {
+        Some(until) => format!("damped until {until}"),
+        None => "damped".to_owned(),
+    })
+}
+
+/// `last failover: TIME FROM -> TO (CAUSE), outage N ms`, or `none`.
+fn last_failover(failover: Option<&FailoverStatus>) -> String {
+    let Some(failover) = failover else {
+        return "last failover: none".to_owned();
+    };
+    let mut line = format!(
+        "last failover: {} {} -> {}",
+        failover.at,
+        failover.from.as_deref().unwrap_or("none"),
+        failover.to.as_deref().unwrap_or("none"),
+    );
+    if let Some(cause) = failover.cause {
+        let _ = write!(line, " ({cause})");
+    }
+    if let Some(outage) = failover.outage_ms {
+        let _ = write!(line, ", outage {outage} ms");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(ms: u64) -> Option<Timestamp> {
+        Some(Timestamp(UNIX_EPOCH + Duration::from_millis(ms)))
+    }
+
+    // 2026-11-21T10:00:00.123Z
+    const T: u64 = 1_795_255_200_123;
+
+    fn port(name: &str, link: &str, role: &str) -> PortStatus {
+        PortStatus {
+            name: name.into(),
+            link: link.into(),
+            role: role.into(),
+            since: at(T),
+            flaps: 0,
+            damped: false,
+            damped_until: None,
+        }
+    }
+
+    fn group(state: &str, active: Option<&str>, ports: Vec<PortStatus>) -> GroupStatus {
+        GroupStatus {
+            name: "lagg0".into(),
+            driver: "lagg".into(),
+            active: active.map(str::to_owned),
+            primary: "em0".into(),
+            healthy: state == "ok",
+            state: state.into(),
+            operator: None,
+            ports,
+            last_failover: None,
+        }
+    }
+
+    fn status(groups: Vec<GroupStatus>) -> Status {
+        Status {
+            version: "0.1.0".into(),
+            pid: 123,
+            uptime_s: 3723,
+            groups,
+        }
+    }
+
+    #[test]
+    fn healthy_group_renders_as_an_aligned_table() {
+        let healthy = group(
+            "ok",
+            Some("em0"),
+            vec![port("em0", "up", "active"), port("bge0", "up", "backup")],
+        );
+        assert_eq!(
+            render(&status(vec![healthy]), None),
+            "laggmond 0.1.0 (pid 123), up 1h 2m 3s\n\
+             \n\
+             lagg0 (lagg): active em0 (primary), ok\n\
+             \x20 PORT  LINK  ROLE    SINCE                     FLAPS\n\
+             \x20 em0   up    active  2026-11-21T10:00:00.123Z      0\n\
+             \x20 bge0  up    backup  2026-11-21T10:00:00.123Z      0\n\
+             \x20 last failover: none\n"
+        );
+    }
+
+    #[test]
+    fn degraded_group_names_the_primary_and_the_failover() {
+        let mut degraded = group(
+            "degraded",
+            Some("bge0"),
+            vec![port("em0", "down", "down"), port("bge0", "up", "active")],
+        );
+        degraded.ports[0].flaps = 12;
+        degraded.last_failover = Some(FailoverStatus {
+            at: Timestamp(UNIX_EPOCH + Duration::from_millis(T)),
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::LinkDown),
+            outage_ms: Some(12),
+        });
+        let text = render(&status(vec![degraded]), None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2],
+            "lagg0 (lagg): degraded: active bge0, primary em0 down"
+        );
+        assert_eq!(
+            lines[4],
+            "  em0   down  down    2026-11-21T10:00:00.123Z     12"
+        );
+        assert_eq!(
+            lines[6],
+            "  last failover: 2026-11-21T10:00:00.123Z em0 -> bge0 (link_down), outage 12 ms"
+        );
+    }
+
+    #[test]
+    fn down_group_says_so_and_damped_ports_say_until_when() {
+        let mut em0 = port("em0", "down", "damped");
+        em0.damped = true;
+        em0.damped_until = at(T + 300_000);
+        em0.flaps = 5;
+        let mut bge0 = port("bge0", "unknown", "down");
+        bge0.since = None;
+        let down = group("down", None, vec![em0, bge0]);
+        let text = render(&status(vec![down]), None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "lagg0 (lagg): DOWN: no port carries traffic");
+        assert_eq!(
+            lines[4],
+            "  em0   down     damped  2026-11-21T10:00:00.123Z      5  damped until 2026-11-21T10:05:00.123Z"
+        );
+        assert_eq!(
+            lines[5],
+            "  bge0  unknown  down    -                             0"
+        );
+    }
+
+    #[test]
+    fn degraded_redundancy_and_operator_choice_are_named() {
+        let mut lost_backup = group(
+            "degraded",
+            Some("em0"),
+            vec![
+                port("em0", "up", "active"),
+                port("bge0", "missing", "missing"),
+            ],
+        );
+        lost_backup.operator = Some("em0".into());
+        let text = render(&status(vec![lost_backup]), None);
+        assert!(
+            text.contains(
+                "lagg0 (lagg): degraded: active em0 (primary), bge0 missing, operator chose em0\n"
+            ),
+            "{text}"
+        );
+
+        let waiting = group(
+            "degraded",
+            Some("bge0"),
+            vec![port("em0", "up", "backup"), port("bge0", "up", "active")],
+        );
+        let text = render(&status(vec![waiting]), None);
+        assert!(
+            text.contains("degraded: active bge0, primary em0 standing by\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_named_group_is_shown_alone() {
+        let mut other = group("ok", Some("eth0"), vec![port("eth0", "up", "active")]);
+        other.name = "bond0".into();
+        other.driver = "bond".into();
+        other.primary = "eth0".into();
+        let both = status(vec![
+            group("ok", Some("em0"), vec![port("em0", "up", "active")]),
+            other,
+        ]);
+        let text = render(&both, Some("bond0"));
+        assert!(
+            text.contains("bond0 (bond): active eth0 (primary), ok"),
+            "{text}"
+        );
+        assert!(!text.contains("lagg0"), "{text}");
+        assert_eq!(render(&both, None).matches("last failover").count(), 2);
+    }
 }
