@@ -23,9 +23,6 @@ use laggmond::status;
 /// `status` when no daemon runs: "program is not running", as init scripts expect.
 const EXIT_NOT_RUNNING: u8 = 3;
 
-/// A config file that does not check out (`EX_CONFIG` of sysexits(3)).
-const EXIT_CONFIG: u8 = 78;
-
 /// Environment variable naming the control socket when `-s` is not given.
 const SOCKET_ENV: &str = "LAGGMOND_SOCKET";
 
@@ -175,7 +172,10 @@ fn socket_path(option: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET))
 }
 
-/// Loads the config the way the daemon would and says whether it is good.
+/// Loads the config as the daemon would and says whether it is good.
+/// Problems are printed bare, one `PATH:LINE:COLUMN: message` per line,
+/// so editors and scripts can jump to them. Whether the drivers exist on
+/// this OS is left to `run`: a FreeBSD config may be checked anywhere.
 fn check_config(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(_) => {
@@ -183,8 +183,8 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            complain(e);
-            ExitCode::from(EXIT_CONFIG)
+            let _ = writeln!(io::stderr(), "{e}");
+            ExitCode::from(daemon::EXIT_CONFIG)
         }
     }
 }
