@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 pub mod linux;
 
 pub mod fake;
+pub mod freebsd;
 
 /// Whether a port can carry traffic, as its aggregate decides it: the
 /// interface is administratively up and has carrier.
