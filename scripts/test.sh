@@ -1,17 +1,24 @@
 #!/bin/sh
-# The whole test suite: unit tests, property tests and the integration
-# tests that run the real daemon in network namespaces. Run as root on
-# Debian; installs the system tools the tests use.
+# The whole test suite: shell and manual-page lint, unit tests, property
+# tests and the integration tests that run the real daemon in network
+# namespaces. Run as root on Debian; installs the system tools the tests use.
 set -eu
 
 cd "$(dirname "$0")/.."
 need=
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v shellcheck >/dev/null 2>&1 || need="$need shellcheck"
+command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 if [ -n "$need" ]; then
     echo "test: installing$need" >&2
     apt-get update -qq
     # shellcheck disable=SC2086  # a list of package names
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
+
+# The rc.d script and every shell script, as the POSIX sh that runs them.
+shellcheck -s sh rc.d/laggmond scripts/*.sh tests/rc.subr/*
+# The manual pages: any mandoc warning fails the run.
+mandoc -Tlint -W warning man/*
 
 cargo test --all-targets

@@ -1,0 +1,496 @@
+//! The FreeBSD rc.d script, run under `sh` against a stand-in for
+//! `/etc/rc.subr` (`tests/rc.subr/rc.subr`) and a fake `laggmond`
+//! (`tests/rc.subr/laggmond`) that records how it is called. Each test has
+//! its own directory holding a copy of the script that sources the stand-in,
+//! an rc.conf, a config file and the fake; a "running daemon" is a `sleep`
+//! whose argv[0] is the fake's path, so rc.subr's pidfile check accepts it
+//! and the signals the script sends can be observed.
+//!
+//! The stand-in looks processes up in /proc, hence Linux only.
+#![cfg(target_os = "linux")]
+
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The script under test.
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rc.d/laggmond");
+
+/// The stand-in rc.subr and the fake laggmond.
+const STAND_INS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rc.subr");
+
+/// The line of the script that loads rc.subr, replaced in the copy.
+const RC_SUBR_LINE: &str = ". /etc/rc.subr";
+
+/// Longest any one rc command may take; the stand-in's own waits are shorter.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+const SIGHUP: i32 = 1;
+const SIGTERM: i32 = 15;
+
+/// One test's directory: the script, the stand-ins, rc.conf and a config.
+struct Bench {
+    dir: TempDir,
+}
+
+/// What one `sh laggmond COMMAND` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn succeeded(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A process standing in for the running daemon; killed when dropped.
+struct Daemon {
+    child: Child,
+}
+
+impl Bench {
+    /// A bench whose rc.conf enables laggmond and points it at the fake,
+    /// the config and the pidfile in the bench directory.
+    fn new() -> Bench {
+        Bench::with_rc_conf(|bench| {
+            format!(
+                "laggmond_enable=\"YES\"\n\
+                 laggmond_program=\"{}\"\n\
+                 laggmond_config=\"{}\"\n\
+                 laggmond_pidfile=\"{}\"\n",
+                bench.fake().display(),
+                bench.config(),
+                bench.pidfile()
+            )
+        })
+    }
+
+    /// A bench with the rc.conf `rc_conf` writes.
+    fn with_rc_conf(rc_conf: impl FnOnce(&Bench) -> String) -> Bench {
+        let dir = tempfile::Builder::new()
+            .prefix("laggmond-rc-d-")
+            .tempdir()
+            .expect("cannot make a temporary directory");
+        let bench = Bench { dir };
+        let stand_ins = Path::new(STAND_INS);
+        fs::copy(stand_ins.join("rc.subr"), bench.path("rc.subr")).expect("copy rc.subr");
+        fs::copy(stand_ins.join("laggmond"), bench.fake()).expect("copy the fake laggmond");
+        fs::set_permissions(bench.fake(), fs::Permissions::from_mode(0o755))
+            .expect("make the fake executable");
+        fs::write(bench.script(), bench.script_text()).expect("write the script");
+        fs::write(bench.config(), "groups: {}\n").expect("write the config");
+        let rc_conf = rc_conf(&bench);
+        fs::write(bench.path("rc.conf"), rc_conf).expect("write rc.conf");
+        bench
+    }
+
+    /// The script with its rc.subr line pointing at the stand-in.
+    fn script_text(&self) -> String {
+        let original = fs::read_to_string(SCRIPT).expect("read rc.d/laggmond");
+        let loads = original.lines().filter(|l| *l == RC_SUBR_LINE).count();
+        assert_eq!(loads, 1, "rc.d/laggmond must load rc.subr exactly once");
+        let stand_in = format!(". {}", self.path("rc.subr").display());
+        original
+            .lines()
+            .map(|line| {
+                if line == RC_SUBR_LINE {
+                    &stand_in
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn script(&self) -> PathBuf {
+        self.path("laggmond.rc")
+    }
+
+    fn fake(&self) -> PathBuf {
+        self.path("laggmond")
+    }
+
+    fn config(&self) -> String {
+        self.path("laggmond.yml").display().to_string()
+    }
+
+    fn pidfile(&self) -> String {
+        self.path("laggmond.pid").display().to_string()
+    }
+
+    /// Appends one setting to rc.conf.
+    fn add_to_rc_conf(&self, line: &str) {
+        let path = self.path("rc.conf");
+        let mut rc_conf = fs::read_to_string(&path).expect("read rc.conf");
+        rc_conf.push_str(line);
+        rc_conf.push('\n');
+        fs::write(path, rc_conf).expect("write rc.conf");
+    }
+
+    /// Creates a file the fake laggmond reads to decide its answers.
+    fn set(&self, name: &str, content: &str) {
+        fs::write(self.path(name), content).expect("write a fake's switch");
+    }
+
+    /// Runs `sh laggmond.rc COMMAND` in a clean environment.
+    fn service(&self, command: &str) -> Run {
+        let stdout = self.path("stdout");
+        let stderr = self.path("stderr");
+        let mut child = Command::new("/bin/sh")
+            .arg(self.script())
+            .arg(command)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("RCSUBR_RC_CONF", self.path("rc.conf"))
+            .env("RCSUBR_KILLS", self.path("kills"))
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("create stdout"))
+            .stderr(File::create(&stderr).expect("create stderr"))
+            .spawn()
+            .expect("cannot run /bin/sh");
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for sh") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`{command}` did not finish within {TIMEOUT:?}");
+            }
+            sleep(Duration::from_millis(10));
+        };
+        Run {
+            code: status.code(),
+            stdout: fs::read_to_string(stdout).unwrap_or_default(),
+            stderr: fs::read_to_string(stderr).unwrap_or_default(),
+        }
+    }
+
+    /// The fake laggmond's calls, one line of arguments each.
+    fn calls(&self) -> Vec<String> {
+        self.lines("calls")
+    }
+
+    /// Every kill(1) the script ran.
+    fn kills(&self) -> Vec<String> {
+        self.lines("kills")
+    }
+
+    fn lines(&self, name: &str) -> Vec<String> {
+        match fs::read_to_string(self.path(name)) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Starts a process that passes for laggmond and writes its pid to the
+    /// pidfile, as the real daemon does once detached.
+    fn running_daemon(&self) -> Daemon {
+        let child = Command::new("sleep")
+            .arg0(self.fake())
+            .arg("60")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot run sleep");
+        fs::write(self.pidfile(), format!("{}\n", child.id())).expect("write the pidfile");
+        Daemon { child }
+    }
+
+    fn check_config_call(&self) -> String {
+        format!("check-config -c {}", self.config())
+    }
+}
+
+impl Daemon {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The signal that ended it, waiting a bounded time for it to end.
+    fn ended_by(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
+                return status.signal();
+            }
+            sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_header_orders_it_after_login_and_stops_it_at_shutdown() {
+    let script = fs::read_to_string(SCRIPT).expect("read rc.d/laggmond");
+    for line in [
+        "# PROVIDE: laggmond",
+        "# REQUIRE: LOGIN",
+        "# KEYWORD: shutdown",
+    ] {
+        assert!(script.lines().any(|l| l == line), "missing `{line}`");
+    }
+}
+
+#[test]
+fn start_checks_the_config_then_runs_the_daemon_with_config_and_pidfile() {
+    let bench = Bench::new();
+    let run = bench.service("start");
+    assert!(run.succeeded(), "{run:?}");
+    assert!(run.stdout.contains("Starting laggmond."), "{run:?}");
+    assert_eq!(
+        bench.calls(),
+        [
+            bench.check_config_call(),
+            format!("run -c {} --pidfile {}", bench.config(), bench.pidfile()),
+        ]
+    );
+    // The good config's "OK" line is not start's business.
+    assert!(!run.stdout.contains("OK"), "{run:?}");
+}
+
+#[test]
+fn start_with_a_broken_config_fails_with_the_error_and_runs_nothing() {
+    let bench = Bench::new();
+    bench.set("config-broken", "");
+    let run = bench.service("start");
+    assert!(!run.succeeded(), "{run:?}");
+    let error = format!("{}:7:12: groups.lagg0.ports:", bench.config());
+    assert!(run.stderr.contains(&error), "{run:?}");
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+}
+
+#[test]
+fn start_without_the_config_file_fails_before_calling_laggmond() {
+    let bench = Bench::new();
+    fs::remove_file(bench.config()).expect("remove the config");
+    let run = bench.service("start");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.stderr.contains("is not readable"), "{run:?}");
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn start_passes_laggmond_flags_to_run() {
+    let bench = Bench::new();
+    bench.add_to_rc_conf("laggmond_flags=\"--extra\"");
+    let run = bench.service("start");
+    assert!(run.succeeded(), "{run:?}");
+    let expected = format!(
+        "run --extra -c {} --pidfile {}",
+        bench.config(),
+        bench.pidfile()
+    );
+    assert_eq!(bench.calls().last(), Some(&expected));
+}
+
+#[test]
+fn start_when_already_running_does_nothing() {
+    let bench = Bench::new();
+    let daemon = bench.running_daemon();
+    let run = bench.service("start");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let message = format!("already running? (pid={})", daemon.pid());
+    assert!(run.stderr.contains(&message), "{run:?}");
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn start_when_not_enabled_does_nothing() {
+    let bench = Bench::with_rc_conf(|bench| {
+        format!(
+            "laggmond_program=\"{}\"\nlaggmond_config=\"{}\"\n",
+            bench.fake().display(),
+            bench.config()
+        )
+    });
+    let run = bench.service("start");
+    assert!(run.stdout.contains("Set laggmond_enable to YES"), "{run:?}");
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn stop_sends_term_to_the_pid_in_the_pidfile_and_waits() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    let run = bench.service("stop");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(bench.kills(), [format!("kill -TERM {}", daemon.pid())]);
+    assert_eq!(daemon.ended_by(), Some(SIGTERM));
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn stop_without_a_running_daemon_says_so() {
+    let bench = Bench::new();
+    let run = bench.service("stop");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("laggmond not running?"), "{run:?}");
+    assert!(bench.kills().is_empty(), "{:?}", bench.kills());
+}
+
+#[test]
+fn reload_checks_the_config_then_sends_hup() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    let run = bench.service("reload");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+    assert_eq!(bench.kills(), [format!("kill -HUP {}", daemon.pid())]);
+    // sleep dies of it; laggmond re-reads its config.
+    assert_eq!(daemon.ended_by(), Some(SIGHUP));
+}
+
+#[test]
+fn reload_with_a_broken_config_leaves_the_daemon_alone() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    bench.set("config-broken", "");
+    let run = bench.service("reload");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.stderr.contains("groups.lagg0.ports"), "{run:?}");
+    assert!(bench.kills().is_empty(), "{:?}", bench.kills());
+    assert!(daemon.is_running());
+}
+
+#[test]
+fn restart_with_a_broken_config_does_not_stop_the_daemon() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    bench.set("config-broken", "");
+    let run = bench.service("restart");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(bench.kills().is_empty(), "{:?}", bench.kills());
+    assert!(daemon.is_running());
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+}
+
+#[test]
+fn restart_stops_then_starts() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    let run = bench.service("restart");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(bench.kills(), [format!("kill -TERM {}", daemon.pid())]);
+    assert_eq!(daemon.ended_by(), Some(SIGTERM));
+    let run_call = format!("run -c {} --pidfile {}", bench.config(), bench.pidfile());
+    assert_eq!(bench.calls().last(), Some(&run_call));
+}
+
+#[test]
+fn status_prints_the_pid_line_then_the_daemons_status() {
+    let bench = Bench::new();
+    let daemon = bench.running_daemon();
+    let run = bench.service("status");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "laggmond is running as pid {}.\nlagg0 (lagg): active em0 (primary), ok\n",
+            daemon.pid()
+        )
+    );
+    assert_eq!(bench.calls(), ["status"]);
+}
+
+#[test]
+fn status_asks_the_configured_socket() {
+    let bench = Bench::new();
+    bench.add_to_rc_conf("laggmond_socket=\"/var/run/lagg-test.sock\"");
+    let _daemon = bench.running_daemon();
+    let run = bench.service("status");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(bench.calls(), ["-s /var/run/lagg-test.sock status"]);
+}
+
+#[test]
+fn status_without_a_pidfile_is_not_running() {
+    let bench = Bench::new();
+    let run = bench.service("status");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "laggmond is not running.\n");
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn status_with_a_stale_pidfile_is_not_running() {
+    let bench = Bench::new();
+    let mut daemon = bench.running_daemon();
+    let _ = daemon.child.kill();
+    let _ = daemon.child.wait();
+    let run = bench.service("status");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "laggmond is not running.\n");
+}
+
+#[test]
+fn status_fails_when_the_daemon_does_not_answer() {
+    let bench = Bench::new();
+    let daemon = bench.running_daemon();
+    bench.set("status-exit", "3\n");
+    let run = bench.service("status");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let line = format!("laggmond is running as pid {}.\n", daemon.pid());
+    assert_eq!(run.stdout, line);
+    assert!(run.stderr.contains("no socket at"), "{run:?}");
+}
+
+#[test]
+fn checkconfig_checks_the_configured_file() {
+    let bench = Bench::new();
+    let run = bench.service("checkconfig");
+    assert!(run.succeeded(), "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("{}: OK", bench.config())),
+        "{run:?}"
+    );
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+
+    bench.set("config-broken", "");
+    let run = bench.service("checkconfig");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.stderr.contains("groups.lagg0.ports"), "{run:?}");
+}
+
+#[test]
+fn the_default_config_is_the_freebsd_path() {
+    let bench = Bench::with_rc_conf(|bench| {
+        format!(
+            "laggmond_enable=\"YES\"\nlaggmond_program=\"{}\"\n",
+            bench.fake().display()
+        )
+    });
+    let run = bench.service("checkconfig");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        bench.calls(),
+        ["check-config -c /usr/local/etc/laggmond.yml"]
+    );
+}
