@@ -369,7 +369,12 @@ impl Daemon {
     }
 
     fn request_resync(&mut self) {
-        if self.platform.requests.try_send(platform::Request::Resync).is_err() {
+        if self
+            .platform
+            .requests
+            .try_send(platform::Request::Resync)
+            .is_err()
+        {
             tracing::warn!("kernel monitor busy; periodic resync skipped");
         }
     }
@@ -416,7 +421,8 @@ impl Daemon {
         self.bus.resize(config.history);
         let output = self.engine.reconfigure(Instant::now(), config.clone());
         self.config = config;
-        self.control.reopen_if_gone(&self.config, &self.control_tx, &self.bus.sender);
+        self.control
+            .reopen_if_gone(&self.config, &self.control_tx, &self.bus.sender);
         self.publish(What::global(Kind::ConfigReloaded));
         self.apply(output);
         Ok((self.config.resync_interval != old_interval).then_some(self.config.resync_interval))
@@ -447,9 +453,7 @@ impl Daemon {
                 }
                 Err(message) => Reply::error(message),
             },
-            Request::SetActive { group, port } => {
-                self.command(Command::SetActive { group, port })
-            }
+            Request::SetActive { group, port } => self.command(Command::SetActive { group, port }),
             Request::ClearDamping { group, port } => {
                 self.command(Command::ClearDamping { group, port })
             }
@@ -564,8 +568,9 @@ impl ControlSocket {
         to_daemon: mpsc::Sender<ControlRequest>,
         events: broadcast::Sender<Arc<Event>>,
     ) -> Result<ControlSocket, String> {
-        let listener: UnixListener = server::bind(&config.socket, config.socket_group.as_deref())
-            .map_err(|e| format!("control socket {}: {e}", config.socket.display()))?;
+        let listener: UnixListener =
+            server::bind(&config.socket, config.socket_group.as_deref())
+                .map_err(|e| format!("control socket {}: {e}", config.socket.display()))?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(server::serve(listener, to_daemon, events, stop.clone()));
         Ok(ControlSocket {
@@ -585,7 +590,10 @@ impl ControlSocket {
         if self.path.exists() {
             return;
         }
-        tracing::warn!("control socket {} vanished; binding it again", self.path.display());
+        tracing::warn!(
+            "control socket {} vanished; binding it again",
+            self.path.display()
+        );
         self.stop.cancel();
         match ControlSocket::open(config, to_daemon.clone(), events.clone()) {
             Ok(fresh) => *self = fresh,

@@ -50,7 +50,11 @@ impl Counters {
 /// configured group and port, so rates and alerts work from the start.
 pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String {
     let mut out = Metrics::default();
-    out.family("laggmond_uptime_seconds", "gauge", "Seconds since the daemon started.");
+    out.family(
+        "laggmond_uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
     out.sample("laggmond_uptime_seconds", &[], status.uptime_s);
 
     out.family(
@@ -59,7 +63,11 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
         "1 when the primary is active and every port is up and trusted.",
     );
     for g in &status.groups {
-        out.sample("laggmond_group_healthy", &[("group", &g.name)], u64::from(g.healthy));
+        out.sample(
+            "laggmond_group_healthy",
+            &[("group", &g.name)],
+            u64::from(g.healthy),
+        );
     }
     out.family(
         "laggmond_group_up",
@@ -67,7 +75,11 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
         "1 when some port of the group carries traffic.",
     );
     for g in &status.groups {
-        out.sample("laggmond_group_up", &[("group", &g.name)], u64::from(g.active.is_some()));
+        out.sample(
+            "laggmond_group_up",
+            &[("group", &g.name)],
+            u64::from(g.active.is_some()),
+        );
     }
     out.family(
         "laggmond_port_active",
@@ -77,10 +89,18 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
     for g in &status.groups {
         for p in &g.ports {
             let active = g.active.as_deref() == Some(p.name.as_str());
-            out.sample("laggmond_port_active", &port_labels(&g.name, &p.name), u64::from(active));
+            out.sample(
+                "laggmond_port_active",
+                &port_labels(&g.name, &p.name),
+                u64::from(active),
+            );
         }
     }
-    out.family("laggmond_port_link_up", "gauge", "1 when the port has link.");
+    out.family(
+        "laggmond_port_link_up",
+        "gauge",
+        "1 when the port has link.",
+    );
     for g in &status.groups {
         for p in &g.ports {
             out.sample(
@@ -90,30 +110,70 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
             );
         }
     }
-    out.family("laggmond_port_damped", "gauge", "1 while a flapping port is held out of service.");
+    out.family(
+        "laggmond_port_damped",
+        "gauge",
+        "1 while a flapping port is held out of service.",
+    );
     for g in &status.groups {
         for p in &g.ports {
-            out.sample("laggmond_port_damped", &port_labels(&g.name, &p.name), u64::from(p.damped));
+            out.sample(
+                "laggmond_port_damped",
+                &port_labels(&g.name, &p.name),
+                u64::from(p.damped),
+            );
         }
     }
-    out.family("laggmond_port_flaps_total", "counter", "Link changes seen on the port.");
+    out.family(
+        "laggmond_port_flaps_total",
+        "counter",
+        "Link changes seen on the port.",
+    );
     for g in &status.groups {
         for p in &g.ports {
-            let n = counters.flaps.get(&(g.name.clone(), p.name.clone())).copied().unwrap_or(0);
-            out.sample("laggmond_port_flaps_total", &port_labels(&g.name, &p.name), n);
+            let n = counters
+                .flaps
+                .get(&(g.name.clone(), p.name.clone()))
+                .copied()
+                .unwrap_or(0);
+            out.sample(
+                "laggmond_port_flaps_total",
+                &port_labels(&g.name, &p.name),
+                n,
+            );
         }
     }
-    out.family("laggmond_port_dampings_total", "counter", "Times the port was damped for flapping.");
+    out.family(
+        "laggmond_port_dampings_total",
+        "counter",
+        "Times the port was damped for flapping.",
+    );
     for g in &status.groups {
         for p in &g.ports {
-            let n = counters.dampings.get(&(g.name.clone(), p.name.clone())).copied().unwrap_or(0);
-            out.sample("laggmond_port_dampings_total", &port_labels(&g.name, &p.name), n);
+            let n = counters
+                .dampings
+                .get(&(g.name.clone(), p.name.clone()))
+                .copied()
+                .unwrap_or(0);
+            out.sample(
+                "laggmond_port_dampings_total",
+                &port_labels(&g.name, &p.name),
+                n,
+            );
         }
     }
-    out.family("laggmond_failovers_total", "counter", "Changes of the active port, by cause.");
+    out.family(
+        "laggmond_failovers_total",
+        "counter",
+        "Changes of the active port, by cause.",
+    );
     for g in &status.groups {
         for cause in Cause::ALL {
-            let n = counters.failovers.get(&(g.name.clone(), cause)).copied().unwrap_or(0);
+            let n = counters
+                .failovers
+                .get(&(g.name.clone(), cause))
+                .copied()
+                .unwrap_or(0);
             out.sample(
                 "laggmond_failovers_total",
                 &[("group", &g.name), ("cause", cause.as_str())],
@@ -121,7 +181,11 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
             );
         }
     }
-    out.family("laggmond_events_total", "counter", "Events published, by kind.");
+    out.family(
+        "laggmond_events_total",
+        "counter",
+        "Events published, by kind.",
+    );
     for kind in Kind::ALL {
         let n = counters.events.get(&kind).copied().unwrap_or(0);
         out.sample("laggmond_events_total", &[("kind", kind.as_str())], n);
@@ -239,7 +303,10 @@ mod tests {
             "laggmond_failovers_total{group=\"lagg0\",cause=\"preempt\"} 0",
             "# TYPE laggmond_failovers_total counter",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 
@@ -264,7 +331,10 @@ mod tests {
             "laggmond_port_dampings_total{group=\"lagg0\",port=\"em0\"} 1",
             "laggmond_events_total{kind=\"failover\"} 2",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 

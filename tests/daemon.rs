@@ -62,7 +62,10 @@ fn failover_and_failback_are_seen_everywhere() {
             && log.contains("from=p0 to=p1 cause=link_down"),
         "log:\n{log}"
     );
-    let record = format!("{} failover uplink from=p0 to=p1 cause=link_down", failover["seq"]);
+    let record = format!(
+        "{} failover uplink from=p0 to=p1 cause=link_down",
+        failover["seq"]
+    );
     assert!(
         common::wait_for(SECOND, || lines(&files.hook_record()).contains(&record)),
         "hook record {:?} lacks {record:?}",
@@ -190,7 +193,9 @@ fn a_missing_port_is_reported_then_picked_up() {
     let seq = daemon.last_seq();
     bench.add_port("p0");
     let found = daemon
-        .wait_event(seq, SECOND, |e| e["kind"] == "port_found" && e["port"] == "p0")
+        .wait_event(seq, SECOND, |e| {
+            e["kind"] == "port_found" && e["port"] == "p0"
+        })
         .expect("port_found");
     let back = daemon
         .wait_event(seq, 3 * SECOND, is("failover"))
@@ -212,8 +217,11 @@ fn a_broken_config_on_sighup_keeps_the_old_one() {
     assert!(daemon.wait_event(0, SECOND, is("failover")).is_some());
     let seq = daemon.last_seq();
 
-    std::fs::write(files.config(), "groups:\n  uplink:\n    ports: [p0, p1]\n    bogus: 1\n")
-        .expect("write");
+    std::fs::write(
+        files.config(),
+        "groups:\n  uplink:\n    ports: [p0, p1]\n    bogus: 1\n",
+    )
+    .expect("write");
     daemon.signal(Signal::SIGHUP);
     let rejected = daemon
         .wait_event(seq, SECOND, is("config_rejected"))
@@ -237,7 +245,9 @@ fn a_broken_config_on_sighup_keeps_the_old_one() {
     let seq = daemon.last_seq();
     let reload = daemon.cli(&["reload"]);
     assert!(reload.status.success(), "{reload:?}");
-    assert!(daemon.wait_event(seq, SECOND, is("config_reloaded")).is_some());
+    assert!(daemon
+        .wait_event(seq, SECOND, is("config_reloaded"))
+        .is_some());
     assert_eq!(daemon.group("uplink")["active"], "p1");
 }
 
@@ -262,10 +272,16 @@ fn sigterm_removes_socket_and_pidfile_and_a_second_instance_refuses() {
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
-        stderr.contains(&format!("laggmond: already running as pid {}", daemon.pid())),
+        stderr.contains(&format!(
+            "laggmond: already running as pid {}",
+            daemon.pid()
+        )),
         "{stderr}"
     );
-    assert!(files.socket().exists(), "the second instance must not touch the socket");
+    assert!(
+        files.socket().exists(),
+        "the second instance must not touch the socket"
+    );
 
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));

@@ -106,8 +106,19 @@ impl Bench {
     /// in the peer namespace, both up.
     pub fn add_port(&self, name: &str) {
         sh(&[
-            "ip", "link", "add", name, "netns", &self.ns.name, "type", "veth", "peer", "name",
-            name, "netns", &self.peer.name,
+            "ip",
+            "link",
+            "add",
+            name,
+            "netns",
+            &self.ns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name,
+            "netns",
+            &self.peer.name,
         ]);
         self.ns.ip(&["link", "set", name, "up"]);
         self.peer.ip(&["link", "set", name, "up"]);
