@@ -1,0 +1,363 @@
+//! Linux: link state from rtnetlink.
+//!
+//! One task, one netlink socket. The socket is subscribed to the link
+//! multicast group and also carries our full dumps (`RTM_GETLINK` with
+//! `NLM_F_DUMP`), so dump replies and notifications are read in the order
+//! the kernel produced them and a stale notification can never be applied
+//! after a newer dump. The only wakeups are socket readiness and daemon
+//! requests; nothing polls. A socket overrun (`ENOBUFS`: notifications were
+//! lost) is answered with a new dump and a snapshot.
+
+mod decode;
+mod table;
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use nix::errno::Errno;
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+
+use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+use table::LinkTable;
+
+/// How the link monitor is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Receive buffer of the netlink socket, in bytes (`SO_RCVBUF`; the
+    /// kernel doubles it for its bookkeeping). It holds the notifications
+    /// that arrive while the daemon is busy; when it overflows a full
+    /// re-read follows. Tests shrink it to force overruns; below about
+    /// 64 KiB a dump only makes progress while no notification is queued.
+    pub recv_buffer: usize,
+}
+
+impl Default for Options {
+    /// 1 MiB: thousands of link notifications, enough for a burst of
+    /// interfaces being created or flapping at once.
+    fn default() -> Options {
+        Options {
+            recv_buffer: 1 << 20,
+        }
+    }
+}
+
+/// Requests the daemon may queue before it waits for the platform.
+const REQUEST_QUEUE: usize = 64;
+
+/// Size of the datagram buffer: kernel dump chunks stay below 32 KiB and a
+/// single notification is far smaller. A datagram that does not fit is
+/// lost, and the buffer grows.
+const DATAGRAM_BUFFER: usize = 64 * 1024;
+
+/// Consecutive receive errors after which the socket is deemed broken.
+const MAX_RECV_ERRORS: u32 = 16;
+
+/// What `SetActive` answers until aggregates are driven on Linux.
+const SET_ACTIVE_UNSUPPORTED: &str =
+    "setting the active port needs a kernel aggregate driver (bond), not supported yet";
+
+/// Start the link monitor: open and subscribe the netlink socket and send
+/// the first dump request here, so that their failures are returned, then
+/// run the monitor as a task of the current tokio runtime. The task ends
+/// when the daemon drops the handle.
+pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other(
+            "the Linux link monitor must be started inside a tokio runtime",
+        ));
+    }
+    let (socket, port) = open_socket(&options)?;
+    let mut table = LinkTable::new(port);
+    if let Some(seq) = table.start_dump() {
+        send_dump_request(&socket, seq).map_err(context("sending the first link dump request"))?;
+    }
+    // SAFETY: the `Socket` owns its descriptor and moves into the
+    // `AsyncFd`, which is the only one to close it.
+    let socket = unsafe { AsyncFd::register(socket) }
+        .map_err(|error| context("registering the netlink socket")(error.into_parts().1))?;
+    let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
+    let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
+    let monitor = Monitor {
+        socket,
+        table,
+        buffer: vec![0; DATAGRAM_BUFFER],
+        recv_errors: 0,
+        updates: update_tx,
+        requests: request_rx,
+    };
+    tokio::spawn(monitor.run());
+    Ok(PlatformHandle {
+        updates: update_rx,
+        requests: request_tx,
+    })
+}
+
+/// A `NETLINK_ROUTE` socket subscribed to link notifications, non-blocking,
+/// and the port id the kernel gave it.
+fn open_socket(options: &Options) -> io::Result<(Socket, u32)> {
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(context("opening a netlink socket"))?;
+    set_recv_buffer(&socket, options.recv_buffer)?;
+    let address = socket
+        .bind_auto()
+        .map_err(context("binding the netlink socket"))?;
+    socket
+        .add_membership(libc::RTNLGRP_LINK)
+        .map_err(context("joining the netlink link group"))?;
+    socket
+        .set_non_blocking(true)
+        .map_err(context("making the netlink socket non-blocking"))?;
+    tracing::debug!(
+        fd = socket.as_raw_fd(),
+        port = address.port_number(),
+        "netlink socket open"
+    );
+    Ok((socket, address.port_number()))
+}
+
+/// Set the receive buffer. `SO_RCVBUFFORCE` (root) honours the size even
+/// above the system's `rmem_max`; `SO_RCVBUF` is capped by it.
+fn set_recv_buffer(socket: &Socket, size: usize) -> io::Result<()> {
+    match setsockopt(socket, sockopt::RcvBufForce, &size) {
+        Ok(()) => {}
+        Err(Errno::EPERM) => {
+            setsockopt(socket, sockopt::RcvBuf, &size)
+                .map_err(io::Error::from)
+                .map_err(context("setting the netlink receive buffer"))?;
+        }
+        Err(errno) => {
+            return Err(context("forcing the netlink receive buffer")(errno.into()));
+        }
+    }
+    match getsockopt(socket, sockopt::RcvBuf) {
+        Ok(effective) => tracing::debug!(requested = size, effective, "netlink receive buffer"),
+        Err(errno) => tracing::debug!("cannot read back the netlink receive buffer: {errno}"),
+    }
+    Ok(())
+}
+
+/// Ask the kernel for every link, tagged with `seq`.
+fn send_dump_request(socket: &Socket, seq: u32) -> io::Result<()> {
+    let request = dump_request(seq);
+    let sent = socket.send_to(&request, &SocketAddr::new(0, 0), 0)?;
+    if sent != request.len() {
+        return Err(io::Error::other(format!(
+            "short send: {sent} of {} bytes",
+            request.len()
+        )));
+    }
+    tracing::debug!(seq, "link dump requested");
+    Ok(())
+}
+
+/// The bytes of an `RTM_GETLINK` dump request.
+fn dump_request(seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let payload = RouteNetlinkMessage::GetLink(LinkMessage::default());
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    bytes
+}
+
+/// Prefix an I/O error with what was being done.
+fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
+/// The running monitor: the socket, the table and the daemon's channels.
+struct Monitor {
+    socket: AsyncFd<Socket>,
+    table: LinkTable,
+    buffer: Vec<u8>,
+    recv_errors: u32,
+    updates: mpsc::Sender<Update>,
+    requests: mpsc::Receiver<Request>,
+}
+
+/// What woke the monitor up.
+enum Wakeup {
+    Datagram(io::Result<usize>),
+    Request(Option<Request>),
+}
+
+/// Whether the monitor goes on after handling a wakeup.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Monitor {
+    /// The event loop.
+    async fn run(mut self) {
+        loop {
+            self.send_wanted_dump();
+            let wakeup = tokio::select! {
+                received = receive(&self.socket, &mut self.buffer) => Wakeup::Datagram(received),
+                request = self.requests.recv() => Wakeup::Request(request),
+            };
+            let flow = match wakeup {
+                Wakeup::Datagram(received) => self.on_datagram(received).await,
+                Wakeup::Request(request) => self.on_request(request),
+            };
+            if flow == Flow::Stop {
+                break;
+            }
+        }
+        tracing::debug!("link monitor stopped");
+    }
+
+    /// Send the dump the table wants, if any.
+    fn send_wanted_dump(&mut self) {
+        let Some(seq) = self.table.start_dump() else {
+            return;
+        };
+        if let Err(error) = send_dump_request(self.socket.get_ref(), seq) {
+            tracing::error!("cannot request a link dump: {error}; will retry on the next resync");
+            self.table.dump_not_sent();
+        }
+    }
+
+    /// A datagram (or a receive error): update the table, tell the daemon.
+    async fn on_datagram(&mut self, received: io::Result<usize>) -> Flow {
+        let length = match received {
+            Ok(length) => length,
+            Err(error) => return self.on_receive_error(error),
+        };
+        self.recv_errors = 0;
+        if length > self.buffer.len() {
+            tracing::warn!(
+                length,
+                "netlink datagram larger than the buffer; re-reading all links"
+            );
+            self.buffer.resize(length, 0);
+            self.table.datagram_truncated();
+            return Flow::Continue;
+        }
+        let mut updates = Vec::new();
+        for message in decode::messages(&self.buffer[..length]) {
+            match message {
+                Ok(message) => updates.extend(self.table.handle(message)),
+                Err(error) => {
+                    tracing::warn!("{error}; re-reading all links");
+                    self.table.request_dump();
+                }
+            }
+        }
+        for update in updates {
+            if self.updates.send(update).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// `ENOBUFS` means lost notifications (or a dump part the kernel could
+    /// not queue yet; the two look the same): dump again. Other errors are
+    /// treated the same until too many in a row show the socket is broken.
+    fn on_receive_error(&mut self, error: io::Error) -> Flow {
+        if error.raw_os_error() == Some(libc::ENOBUFS) {
+            if self.table.messages_lost() {
+                tracing::warn!("netlink socket overrun, messages lost; re-reading all links");
+            } else {
+                tracing::debug!("netlink socket overrun again before the re-read");
+            }
+            return Flow::Continue;
+        }
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Flow::Continue;
+        }
+        self.recv_errors += 1;
+        if self.recv_errors >= MAX_RECV_ERRORS {
+            tracing::error!("netlink socket keeps failing ({error}); link monitor stopped");
+            return Flow::Stop;
+        }
+        tracing::warn!("netlink receive failed: {error}; re-reading all links");
+        let _ = self.table.messages_lost();
+        Flow::Continue
+    }
+
+    /// A daemon request, or `None` when the daemon dropped its handle.
+    fn on_request(&mut self, request: Option<Request>) -> Flow {
+        match request {
+            None => return Flow::Stop,
+            Some(Request::Resync) => {
+                tracing::debug!(
+                    joins_running_dump = self.table.dump_running(),
+                    "resync requested"
+                );
+                self.table.request_dump();
+            }
+            Some(Request::SetActive { reply, .. }) => {
+                // The daemon may have stopped waiting; nothing to do then.
+                let _ = reply.send(Err(SET_ACTIVE_UNSUPPORTED.to_string()));
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// Wait for the next datagram and read it into `buffer`; returns its
+/// full length, which exceeds the buffer when it was cut. Cancel-safe: a
+/// datagram is only taken off the socket in the poll that returns it.
+async fn receive(socket: &AsyncFd<Socket>, buffer: &mut [u8]) -> io::Result<usize> {
+    // Readiness alone does not count against the task's budget: without
+    // this, a socket that keeps failing would never let the runtime run
+    // anything else.
+    tokio::task::coop::consume_budget().await;
+    loop {
+        let mut ready = socket.readable().await?;
+        // One recvmsg per datagram: a peek would let the kernel continue a
+        // dump in between and report its failure on the read, forever.
+        let read = ready.try_io(|socket| socket.get_ref().recv(&mut &mut *buffer, libc::MSG_TRUNC));
+        match read {
+            Ok(result) => return result,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::NLM_F_DUMP;
+
+    #[test]
+    fn the_dump_request_asks_for_every_link_with_our_sequence() {
+        let bytes = dump_request(42);
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes)
+            .expect("our own request parses");
+        assert_eq!(message.header.message_type, libc::RTM_GETLINK);
+        assert_eq!(message.header.flags, NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(message.header.sequence_number, 42);
+        assert_eq!(message.header.length as usize, bytes.len());
+        match message.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(link)) => {
+                assert_eq!(link.header.index, 0, "no filter on the interface");
+            }
+            other => panic!("unexpected payload {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_default_receive_buffer_is_one_mebibyte() {
+        assert_eq!(Options::default().recv_buffer, 1024 * 1024);
+    }
+
+    #[test]
+    fn spawning_outside_a_runtime_is_an_error_not_a_panic() {
+        let error = spawn(Options::default()).expect_err("no runtime");
+        assert!(error.to_string().contains("tokio runtime"), "{error}");
+    }
+}
