@@ -57,9 +57,12 @@ done
 step() { printf '\n### %s\n' "$*"; }
 step "both ports up"
 lm status
+# The kernel reports carrier changes of an interface at most about once a
+# second (linkwatch), so the demo leaves each state in place that long.
+sleep 1
 step "eth0 loses carrier (its peer goes down)"
 ip -n "$peer" link set eth0 down
-sleep 0.3
+sleep 1.2
 lm status
 step "eth0 comes back; traffic returns after the 2 s hold-down"
 ip -n "$peer" link set eth0 up
