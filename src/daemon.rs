@@ -345,12 +345,23 @@ impl Daemon {
     /// Sends an action to the platform; its answer comes back through
     /// `actions` as an [`Input::ActionDone`].
     fn start_action(&mut self, action: Action) {
-        let Action::SetActive { group, port } = action;
         let (reply, answer) = oneshot::channel();
-        let request = platform::Request::SetActive {
-            group: group.clone(),
-            port: port.clone(),
-            reply,
+        let (group, port, request) = match action {
+            Action::SetActive { group, port } => (
+                group.clone(),
+                port.clone(),
+                platform::Request::SetActive { group, port, reply },
+            ),
+            Action::SetAdminUp { group, port, up } => (
+                group.clone(),
+                port.clone(),
+                platform::Request::SetAdminUp {
+                    group,
+                    port,
+                    up,
+                    reply,
+                },
+            ),
         };
         let sent = self.platform.requests.try_send(request);
         self.actions.spawn(async move {

@@ -39,6 +39,8 @@ pub enum Kind {
     PortFound,
     /// The aggregate has a member that is not configured.
     PortUnexpected,
+    /// The aggregate is not in failover mode; laggmond leaves it alone.
+    UnsupportedMode,
     /// A new config is in force.
     ConfigReloaded,
     /// A new config was refused; the old one stays.
@@ -47,7 +49,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for listings and exhaustive tests.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::PortDown,
         Kind::PortUp,
         Kind::Failover,
@@ -61,6 +63,7 @@ impl Kind {
         Kind::PortMissing,
         Kind::PortFound,
         Kind::PortUnexpected,
+        Kind::UnsupportedMode,
         Kind::ConfigReloaded,
         Kind::ConfigRejected,
     ];
@@ -81,6 +84,7 @@ impl Kind {
             Kind::PortMissing => "port_missing",
             Kind::PortFound => "port_found",
             Kind::PortUnexpected => "port_unexpected",
+            Kind::UnsupportedMode => "unsupported_mode",
             Kind::ConfigReloaded => "config_reloaded",
             Kind::ConfigRejected => "config_rejected",
         }
@@ -90,9 +94,11 @@ impl Kind {
     pub fn default_severity(self) -> Severity {
         match self {
             Kind::AllPortsDown => Severity::Crit,
-            Kind::Failover | Kind::Flapping | Kind::EnforceFailed | Kind::ConfigRejected => {
-                Severity::Warning
-            }
+            Kind::Failover
+            | Kind::Flapping
+            | Kind::EnforceFailed
+            | Kind::ConfigRejected
+            | Kind::UnsupportedMode => Severity::Warning,
             Kind::PrimaryRestored | Kind::GroupRecovered | Kind::Enforcing => Severity::Notice,
             _ => Severity::Info,
         }
@@ -222,6 +228,9 @@ pub struct What {
     /// The error, for `enforce_failed` and `config_rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The aggregate's mode, for `unsupported_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 impl What {
@@ -254,6 +263,7 @@ impl What {
             flaps: None,
             hold_ms: None,
             error: None,
+            mode: None,
         }
     }
 
@@ -291,6 +301,10 @@ impl What {
             Kind::PortMissing => format!("{group}: configured port {port} does not exist"),
             Kind::PortFound => format!("{group}: port {port} exists now"),
             Kind::PortUnexpected => format!("{group}: {port} is a member but not configured"),
+            Kind::UnsupportedMode => {
+                let mode = self.mode.as_deref().unwrap_or("?");
+                format!("{group}: mode {mode} is not failover; left alone")
+            }
             Kind::ConfigReloaded => "configuration reloaded".to_owned(),
             Kind::ConfigRejected => "new configuration rejected, keeping the old one".to_owned(),
         };
@@ -318,6 +332,7 @@ impl What {
         add("flaps", self.flaps.map(|v| v.to_string()));
         add("hold_ms", self.hold_ms.map(|v| v.to_string()));
         add("error", self.error.clone());
+        add("mode", self.mode.clone());
         out
     }
 }

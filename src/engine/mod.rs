@@ -108,7 +108,7 @@ pub enum Input {
     /// The deadline from [`Engine::next_deadline`] has passed (extra ticks
     /// are harmless).
     Tick,
-    /// The kernel answered an [`Action::SetActive`].
+    /// The kernel answered an [`Action`] about `port` of `group`.
     ActionDone {
         group: String,
         port: String,
@@ -133,8 +133,16 @@ pub enum Command {
 /// Something the daemon must do for the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Make the kernel aggregate `group` transmit on `port`.
+    /// Make the kernel aggregate `group` transmit on `port` (bond: set the
+    /// active slave; lagg: make `port` the MASTER by reordering ports).
     SetActive { group: String, port: String },
+    /// Take `port` out of service (`up: false`) or back (`up: true`) by
+    /// its administrative state: lagg's flap damping.
+    SetAdminUp {
+        group: String,
+        port: String,
+        up: bool,
+    },
 }
 
 /// What one input produced.
@@ -297,6 +305,8 @@ impl Engine {
                     .collect();
                 self.resync(now, out);
             }
+            // Kernel aggregates: not used by `driver: none` groups.
+            Update::Aggregate(_) | Update::AggregateGone { .. } => {}
         }
     }
 

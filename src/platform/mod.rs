@@ -46,6 +46,31 @@ pub struct Link {
     pub master: Option<u32>,
 }
 
+/// The kernel's view of one aggregate interface (a lagg or a bond).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aggregate {
+    pub index: u32,
+    /// `lagg0`, `bond0`: the group's name in the config.
+    pub name: String,
+    /// The mode as the kernel's tools name it (`failover`, `lacp`,
+    /// `active-backup`, `balance-rr`, ...).
+    pub mode: String,
+    /// Whether `mode` is the failover mode laggmond manages; an aggregate
+    /// in any other mode is reported and left alone.
+    pub failover: bool,
+    /// Member ports in the kernel's order.
+    pub members: Vec<String>,
+    /// The port the kernel transmits on now; `None` when none can.
+    pub active: Option<String>,
+    /// The port the kernel prefers by itself: lagg's MASTER (the port
+    /// added first), the bond's `primary` option when set.
+    pub primary: Option<String>,
+    /// Whether the kernel moves traffic back to `primary` by itself as
+    /// soon as it has link: always for lagg; for a bond with a `primary`
+    /// and `primary_reselect` `always` or `better`.
+    pub kernel_preempts: bool,
+}
+
 /// What the platform tells the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {
@@ -58,6 +83,12 @@ pub enum Update {
     /// lost messages and on every periodic resync. Interfaces not listed do
     /// not exist.
     Snapshot(Vec<Link>),
+    /// An aggregate appeared or changed (membership, active port, primary,
+    /// mode). Sent after the [`Update::Link`]s of its members that came in
+    /// the same kernel news, and after every snapshot for each aggregate.
+    Aggregate(Aggregate),
+    /// An aggregate interface disappeared.
+    AggregateGone { index: u32, name: String },
 }
 
 /// What the daemon asks of the platform.
@@ -70,6 +101,14 @@ pub enum Request {
     SetActive {
         group: String,
         port: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Set or clear `IFF_UP` on `port` of aggregate `group`: how a flapping
+    /// lagg port is taken out of service (lagg uses only admin-up ports).
+    SetAdminUp {
+        group: String,
+        port: String,
+        up: bool,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }

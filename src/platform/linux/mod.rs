@@ -303,6 +303,10 @@ impl Monitor {
                 // The daemon may have stopped waiting; nothing to do then.
                 let _ = reply.send(Err(SET_ACTIVE_UNSUPPORTED.to_string()));
             }
+            Some(Request::SetAdminUp { reply, .. }) => {
+                // Only lagg damps by admin state; a bond steers its active slave.
+                let _ = reply.send(Err("admin-down damping is for lagg only".to_owned()));
+            }
         }
         Flow::Continue
     }
