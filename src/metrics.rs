@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::event::{Cause, Event, Kind};
 use crate::hooks::HookStats;
-use crate::status::Status;
+use crate::status::{GroupStatus, PortStatus, Status};
 
 /// Counters kept from published events, across reloads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,111 +57,60 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
     );
     out.sample("laggmond_uptime_seconds", &[], status.uptime_s);
 
-    out.family(
+    out.per_group(
+        status,
         "laggmond_group_healthy",
         "gauge",
         "1 when the primary is active and every port is up and trusted.",
+        |g| u64::from(g.healthy),
     );
-    for g in &status.groups {
-        out.sample(
-            "laggmond_group_healthy",
-            &[("group", &g.name)],
-            u64::from(g.healthy),
-        );
-    }
-    out.family(
+    out.per_group(
+        status,
         "laggmond_group_up",
         "gauge",
         "1 when some port of the group carries traffic.",
+        |g| u64::from(g.active.is_some()),
     );
-    for g in &status.groups {
-        out.sample(
-            "laggmond_group_up",
-            &[("group", &g.name)],
-            u64::from(g.active.is_some()),
-        );
-    }
-    out.family(
+    out.per_port(
+        status,
         "laggmond_port_active",
         "gauge",
         "1 for the port that carries the group's traffic, 0 for the others.",
+        |g, p| u64::from(g.active.as_deref() == Some(p.name.as_str())),
     );
-    for g in &status.groups {
-        for p in &g.ports {
-            let active = g.active.as_deref() == Some(p.name.as_str());
-            out.sample(
-                "laggmond_port_active",
-                &port_labels(&g.name, &p.name),
-                u64::from(active),
-            );
-        }
-    }
-    out.family(
+    out.per_port(
+        status,
         "laggmond_port_link_up",
         "gauge",
         "1 when the port has link.",
+        |_, p| u64::from(p.link == "up"),
     );
-    for g in &status.groups {
-        for p in &g.ports {
-            out.sample(
-                "laggmond_port_link_up",
-                &port_labels(&g.name, &p.name),
-                u64::from(p.link == "up"),
-            );
-        }
-    }
-    out.family(
+    out.per_port(
+        status,
         "laggmond_port_damped",
         "gauge",
         "1 while a flapping port is held out of service.",
+        |_, p| u64::from(p.damped),
     );
-    for g in &status.groups {
-        for p in &g.ports {
-            out.sample(
-                "laggmond_port_damped",
-                &port_labels(&g.name, &p.name),
-                u64::from(p.damped),
-            );
-        }
-    }
-    out.family(
+    let count = |map: &BTreeMap<(String, String), u64>, g: &GroupStatus, p: &PortStatus| {
+        map.get(&(g.name.clone(), p.name.clone()))
+            .copied()
+            .unwrap_or(0)
+    };
+    out.per_port(
+        status,
         "laggmond_port_flaps_total",
         "counter",
         "Link changes seen on the port.",
+        |g, p| count(&counters.flaps, g, p),
     );
-    for g in &status.groups {
-        for p in &g.ports {
-            let n = counters
-                .flaps
-                .get(&(g.name.clone(), p.name.clone()))
-                .copied()
-                .unwrap_or(0);
-            out.sample(
-                "laggmond_port_flaps_total",
-                &port_labels(&g.name, &p.name),
-                n,
-            );
-        }
-    }
-    out.family(
+    out.per_port(
+        status,
         "laggmond_port_dampings_total",
         "counter",
         "Times the port was damped for flapping.",
+        |g, p| count(&counters.dampings, g, p),
     );
-    for g in &status.groups {
-        for p in &g.ports {
-            let n = counters
-                .dampings
-                .get(&(g.name.clone(), p.name.clone()))
-                .copied()
-                .unwrap_or(0);
-            out.sample(
-                "laggmond_port_dampings_total",
-                &port_labels(&g.name, &p.name),
-                n,
-            );
-        }
-    }
     out.family(
         "laggmond_failovers_total",
         "counter",
@@ -203,10 +152,6 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
     out.text
 }
 
-fn port_labels<'a>(group: &'a str, port: &'a str) -> [(&'static str, &'a str); 2] {
-    [("group", group), ("port", port)]
-}
-
 /// The text being written.
 #[derive(Default)]
 struct Metrics {
@@ -217,6 +162,38 @@ impl Metrics {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    /// A family with one sample per group.
+    fn per_group(
+        &mut self,
+        status: &Status,
+        name: &str,
+        kind: &str,
+        help: &str,
+        value: impl Fn(&GroupStatus) -> u64,
+    ) {
+        self.family(name, kind, help);
+        for g in &status.groups {
+            self.sample(name, &[("group", &g.name)], value(g));
+        }
+    }
+
+    /// A family with one sample per port of every group.
+    fn per_port(
+        &mut self,
+        status: &Status,
+        name: &str,
+        kind: &str,
+        help: &str,
+        value: impl Fn(&GroupStatus, &PortStatus) -> u64,
+    ) {
+        self.family(name, kind, help);
+        for g in &status.groups {
+            for p in &g.ports {
+                self.sample(name, &[("group", &g.name), ("port", &p.name)], value(g, p));
+            }
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
@@ -247,7 +224,6 @@ fn escape(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::event::{Severity, Timestamp, What};
-    use crate::status::{GroupStatus, PortStatus};
 
     fn port(name: &str, link: &str, damped: bool) -> PortStatus {
         PortStatus {
