@@ -5,7 +5,7 @@
 //! Everything else (the control server, hooks, the platform) talks to it
 //! through channels, so there are no locks around the state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use crate::event::{Event, Kind, Timestamp, What};
 use crate::hooks::{self, HookHandle};
 use crate::log::Logger;
 use crate::metrics::Counters;
-use crate::platform::{self, PlatformHandle};
+use crate::platform::{self, Aggregate, PlatformHandle, Update};
 use crate::status::{FailoverStatus, GroupStatus, PortStatus, Status};
 
 /// Exit status for a configuration error (sysexits `EX_CONFIG`).
@@ -234,6 +234,8 @@ pub struct Daemon {
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
     actions: JoinSet<Input>,
+    /// Groups already warned about by [`Daemon::check_kernel_policy`].
+    warned: HashSet<String>,
     shutdown: CancellationToken,
     started: Instant,
     /// Pairs the monotonic clock with the wall clock, to show engine times.
@@ -272,6 +274,7 @@ impl Daemon {
             control_rx,
             control_tx,
             actions: JoinSet::new(),
+            warned: HashSet::new(),
             shutdown,
             started: now,
             clock: (now, SystemTime::now()),
@@ -328,6 +331,9 @@ impl Daemon {
 
     /// Passes one input to the engine and carries out what it says.
     fn feed(&mut self, input: Input) {
+        if let Input::Platform(Update::Aggregate(aggregate)) = &input {
+            self.check_kernel_policy(aggregate);
+        }
         let output = self.engine.handle(Instant::now(), input);
         self.apply(output);
     }
@@ -339,6 +345,30 @@ impl Daemon {
         }
         for action in output.actions {
             self.start_action(action);
+        }
+    }
+
+    /// Warns once per group when the kernel would move traffic back to its
+    /// own primary by itself, racing laggmond's hold-down, and says how to
+    /// hand the decision over. lagg always does this and cannot be told
+    /// otherwise, so only bonds are checked.
+    fn check_kernel_policy(&mut self, aggregate: &Aggregate) {
+        let Some(group) = self.config.groups.iter().find(|g| g.name == aggregate.name) else {
+            return;
+        };
+        let fights = group.driver == Driver::Bond && group.enforce && aggregate.kernel_preempts;
+        if !fights {
+            self.warned.remove(&aggregate.name);
+            return;
+        }
+        if self.warned.insert(aggregate.name.clone()) {
+            tracing::warn!(
+                "{name}: the bond returns to its primary {primary} by itself, before laggmond's \
+                 preempt_delay; to let laggmond decide, run: ip link set {name} type bond \
+                 primary_reselect failure",
+                name = aggregate.name,
+                primary = aggregate.primary.as_deref().unwrap_or("?"),
+            );
         }
     }
 
