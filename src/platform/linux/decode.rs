@@ -4,13 +4,18 @@
 //! Decoding is lenient on purpose: an attribute the parser does not
 //! understand is skipped instead of losing the whole interface, and a
 //! malformed link message keeps its header (sequence number, flags) so
-//! that dump bookkeeping still sees it.
+//! that dump bookkeeping still sees it. The nested `IFLA_LINKINFO` is
+//! parsed as a whole by the library, so one odd bond option would hide the
+//! whole bond; when it fails, the bond parts are parsed one by one.
 
 use netlink_packet_core::{
-    DoneBuffer, ErrorBuffer, NetlinkBuffer, NlasIterator, ParseableParametrized, NLMSG_DONE,
-    NLMSG_ERROR,
+    DoneBuffer, ErrorBuffer, NetlinkBuffer, NlaBuffer, NlasIterator, Parseable,
+    ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
+use netlink_packet_route::link::{
+    InfoBond, InfoBondPort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkAttribute,
+    LinkHeader, LinkInfo, LinkMessage,
+};
 
 /// Size of `struct ifinfomsg`, the fixed part before a link's attributes.
 const LINK_HEADER_LEN: usize = std::mem::size_of::<libc::ifinfomsg>();
@@ -130,7 +135,16 @@ pub(crate) fn link_message(payload: &[u8]) -> Result<LinkMessage, String> {
     message.header = header;
     let attributes = payload.get(LINK_HEADER_LEN..).unwrap_or(&[]);
     for nla in NlasIterator::new(attributes) {
-        let parsed = nla.and_then(|nla| LinkAttribute::parse_with_param(&nla, family));
+        let parsed = nla.and_then(|nla| match LinkAttribute::parse_with_param(&nla, family) {
+            Err(error) if nla.kind() == libc::IFLA_LINKINFO => {
+                tracing::debug!(
+                    index = message.header.index,
+                    "link info parsed part by part: {error}"
+                );
+                Ok(LinkAttribute::LinkInfo(lenient_link_info(nla.value())))
+            }
+            parsed => parsed,
+        });
         match parsed {
             Ok(attribute) => message.attributes.push(attribute),
             Err(error) => tracing::debug!(
@@ -142,13 +156,60 @@ pub(crate) fn link_message(payload: &[u8]) -> Result<LinkMessage, String> {
     Ok(message)
 }
 
+/// The parts of an `IFLA_LINKINFO` the table uses (the kinds, a bond's
+/// options, a bond port's status), each kept if it parses by itself.
+fn lenient_link_info(payload: &[u8]) -> Vec<LinkInfo> {
+    let mut infos = Vec::new();
+    let mut kind = None;
+    let mut port_kind = None;
+    for nla in NlasIterator::new(payload).flatten() {
+        match nla.kind() {
+            libc::IFLA_INFO_KIND => {
+                if let Ok(parsed) = InfoKind::parse(&nla) {
+                    kind = Some(parsed.clone());
+                    infos.push(LinkInfo::Kind(parsed));
+                }
+            }
+            libc::IFLA_INFO_SLAVE_KIND => {
+                if let Ok(parsed) = InfoPortKind::parse(&nla) {
+                    port_kind = Some(parsed.clone());
+                    infos.push(LinkInfo::PortKind(parsed));
+                }
+            }
+            libc::IFLA_INFO_DATA if kind == Some(InfoKind::Bond) => {
+                let options = each_parsed(nla.value(), InfoBond::parse);
+                infos.push(LinkInfo::Data(InfoData::Bond(options)));
+            }
+            libc::IFLA_INFO_SLAVE_DATA if port_kind == Some(InfoPortKind::Bond) => {
+                let options = each_parsed(nla.value(), InfoBondPort::parse);
+                infos.push(LinkInfo::PortData(InfoPortData::BondPort(options)));
+            }
+            _ => {}
+        }
+    }
+    infos
+}
+
+/// Every attribute in `payload` that `parse` accepts; the others are
+/// skipped.
+fn each_parsed<'a, T, E>(
+    payload: &'a [u8],
+    parse: impl Fn(&NlaBuffer<&'a [u8]>) -> Result<T, E>,
+) -> Vec<T> {
+    NlasIterator::new(payload)
+        .flatten()
+        .filter_map(|nla| parse(&nla).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_core::DefaultNla;
     use netlink_packet_core::{
         NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP_INTR, NLM_F_MULTIPART,
     };
-    use netlink_packet_route::link::LinkFlags;
+    use netlink_packet_route::link::{BondMode, LinkFlags, MiiStatus};
     use netlink_packet_route::RouteNetlinkMessage;
 
     fn encode(message: RouteNetlinkMessage, seq: u32, flags: u16) -> Vec<u8> {
@@ -256,6 +317,75 @@ mod tests {
         datagram[0..4].copy_from_slice(&total.to_ne_bytes());
         let bodies: Vec<_> = messages(&datagram).map(|m| m.map(|m| m.body)).collect();
         assert_eq!(bodies, vec![Ok(Body::NewLink(eth0()))]);
+    }
+
+    /// A link message whose link info holds `infos`, as the kernel sends it.
+    fn with_link_info(infos: Vec<LinkInfo>) -> LinkMessage {
+        let mut link = eth0();
+        link.attributes.push(LinkAttribute::LinkInfo(infos));
+        link
+    }
+
+    fn decoded_body(link: LinkMessage) -> Body {
+        let datagram = encode(RouteNetlinkMessage::NewLink(link), 1, 0);
+        match &messages(&datagram).collect::<Vec<_>>()[..] {
+            [Ok(received)] => received.body.clone(),
+            other => panic!("expected one message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bond_keeps_its_options_when_one_of_them_is_broken() {
+        let broken_miimon = InfoBond::Other(DefaultNla::new(3, vec![1]));
+        let sent = with_link_info(vec![
+            LinkInfo::Kind(InfoKind::Bond),
+            LinkInfo::Data(InfoData::Bond(vec![
+                InfoBond::Mode(BondMode::ActiveBackup),
+                broken_miimon,
+                InfoBond::ActivePort(3),
+            ])),
+        ]);
+        let kept = with_link_info(vec![
+            LinkInfo::Kind(InfoKind::Bond),
+            LinkInfo::Data(InfoData::Bond(vec![
+                InfoBond::Mode(BondMode::ActiveBackup),
+                InfoBond::ActivePort(3),
+            ])),
+        ]);
+        assert_eq!(decoded_body(sent), Body::NewLink(kept));
+    }
+
+    #[test]
+    fn a_bond_port_keeps_its_status_when_one_part_is_broken() {
+        let broken_failure_count = InfoBondPort::Other(DefaultNla::new(3, vec![1]));
+        let sent = with_link_info(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::PortKind(InfoPortKind::Bond),
+            LinkInfo::PortData(InfoPortData::BondPort(vec![
+                broken_failure_count,
+                InfoBondPort::MiiStatus(MiiStatus::Up),
+            ])),
+        ]);
+        let kept = with_link_info(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::PortKind(InfoPortKind::Bond),
+            LinkInfo::PortData(InfoPortData::BondPort(vec![InfoBondPort::MiiStatus(
+                MiiStatus::Up,
+            )])),
+        ]);
+        assert_eq!(decoded_body(sent), Body::NewLink(kept));
+    }
+
+    #[test]
+    fn intact_link_info_is_decoded_whole() {
+        let link = with_link_info(vec![
+            LinkInfo::Kind(InfoKind::Bond),
+            LinkInfo::Data(InfoData::Bond(vec![
+                InfoBond::Mode(BondMode::BalanceRr),
+                InfoBond::MiiMon(10),
+            ])),
+        ]);
+        assert_eq!(decoded_body(link.clone()), Body::NewLink(link));
     }
 
     proptest::proptest! {

@@ -1,4 +1,4 @@
-//! Linux: link state from rtnetlink.
+//! Linux: link state and bonds from rtnetlink.
 //!
 //! One task, one netlink socket. The socket is subscribed to the link
 //! multicast group and also carries our full dumps (`RTM_GETLINK` with
@@ -7,8 +7,15 @@
 //! after a newer dump. The only wakeups are socket readiness and daemon
 //! requests; nothing polls. A socket overrun (`ENOBUFS`: notifications were
 //! lost) is answered with a new dump and a snapshot.
+//!
+//! Bonds come from the same messages: a bond's link message carries its
+//! settings, its ports' messages carry their master. Setting the active
+//! port is a request of its own, sent on its own socket by a task of its
+//! own, so the monitor keeps reading while the kernel answers.
 
+mod bond;
 mod decode;
+mod set_active;
 mod table;
 
 use std::io;
@@ -59,10 +66,6 @@ const DATAGRAM_BUFFER: usize = 64 * 1024;
 
 /// Consecutive receive errors after which the socket is deemed broken.
 const MAX_RECV_ERRORS: u32 = 16;
-
-/// What `SetActive` answers until aggregates are driven on Linux.
-const SET_ACTIVE_UNSUPPORTED: &str =
-    "setting the active port needs a kernel aggregate driver (bond), not supported yet";
 
 /// Start the link monitor: open and subscribe the netlink socket and send
 /// the first dump request here, so that their failures are returned, then
@@ -255,6 +258,7 @@ impl Monitor {
                 }
             }
         }
+        updates.extend(self.table.aggregate_news());
         for update in updates {
             if self.updates.send(update).await.is_err() {
                 return Flow::Stop;
@@ -299,9 +303,18 @@ impl Monitor {
                 );
                 self.table.request_dump();
             }
-            Some(Request::SetActive { reply, .. }) => {
-                // The daemon may have stopped waiting; nothing to do then.
-                let _ = reply.send(Err(SET_ACTIVE_UNSUPPORTED.to_string()));
+            Some(Request::SetActive { group, port, reply }) => {
+                match self.table.active_port_change(&group, &port) {
+                    Ok(change) => {
+                        tokio::spawn(async move {
+                            // The daemon may have stopped waiting; nothing to do then.
+                            let _ = reply.send(set_active::set_active(change).await);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
             }
             Some(Request::SetAdminUp { reply, .. }) => {
                 // Only lagg damps by admin state; a bond steers its active slave.

@@ -8,6 +8,11 @@
 //! message read last is the newest, whichever kind it is. During a dump the
 //! table therefore collects dump entries and notifications alike into one
 //! pending view, which replaces the table when the dump ends.
+//!
+//! Bonds are assembled from several interfaces' messages (the bond's own
+//! settings, its ports' `IFLA_MASTER`), so their views are compared with
+//! what the daemon was told once a whole batch of messages is applied; the
+//! socket loop asks for that news after each datagram.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +20,9 @@ use netlink_packet_core::NLM_F_DUMP_INTR;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::AddressFamily;
 
+use super::bond::{self, ActivePortChange, BondPortStatus, BondSettings};
 use super::decode::{Body, Received};
-use crate::platform::{Link, LinkState, Update};
+use crate::platform::{Aggregate, Link, LinkState, Update};
 
 /// Where the table stands with full dumps.
 #[derive(Debug)]
@@ -27,21 +33,35 @@ enum Dump {
     Running {
         seq: u32,
         /// Interfaces as dumped, overridden by later notifications.
-        pending: BTreeMap<u32, Link>,
+        pending: BTreeMap<u32, Interface>,
         /// Messages were lost or the kernel flagged the dump inconsistent:
         /// discard it when it ends and dump again.
         redo: bool,
     },
 }
 
-/// Every interface by index, plus the state of the current dump.
+/// One interface as the table keeps it: what the daemon is told, plus
+/// what bonding says when it is a bond or a bond's port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Interface {
+    link: Link,
+    bond: Option<BondSettings>,
+    bond_port: Option<BondPortStatus>,
+}
+
+/// Every interface by index, plus the state of the current dump and the
+/// bonds as last reported.
 #[derive(Debug)]
 pub(crate) struct LinkTable {
     /// Our socket's port id: dump replies carry it, notifications do not.
     port: u32,
-    links: BTreeMap<u32, Link>,
+    interfaces: BTreeMap<u32, Interface>,
     dump: Dump,
     last_seq: u32,
+    /// The aggregates the daemon was last told about, by index.
+    reported: BTreeMap<u32, Aggregate>,
+    /// A snapshot was sent: every aggregate is sent again after it.
+    resend_aggregates: bool,
 }
 
 impl LinkTable {
@@ -49,9 +69,11 @@ impl LinkTable {
     pub(crate) fn new(port: u32) -> LinkTable {
         LinkTable {
             port,
-            links: BTreeMap::new(),
+            interfaces: BTreeMap::new(),
             dump: Dump::Idle { wanted: true },
             last_seq: 0,
+            reported: BTreeMap::new(),
+            resend_aggregates: false,
         }
     }
 
@@ -106,9 +128,67 @@ impl LinkTable {
     }
 
     /// Every known interface, by index.
-    #[cfg(test)]
     pub(crate) fn links(&self) -> impl Iterator<Item = &Link> {
-        self.links.values()
+        self.interfaces.values().map(|interface| &interface.link)
+    }
+
+    /// The aggregate updates due after a batch of messages: what changed
+    /// in the bonds since the daemon was last told (membership, active
+    /// port, primary, mode), departed bonds, and after a snapshot every
+    /// bond. Sent after the link updates of the batch, so the daemon knows
+    /// the ports an aggregate names.
+    pub(crate) fn aggregate_news(&mut self) -> Vec<Update> {
+        let current: BTreeMap<u32, Aggregate> = self
+            .interfaces
+            .values()
+            .filter_map(|interface| {
+                let settings = interface.bond.as_ref()?;
+                let links = self.interfaces.values().map(|other| &other.link);
+                let aggregate = bond::aggregate(&interface.link, settings, links);
+                Some((aggregate.index, aggregate))
+            })
+            .collect();
+        let resend = std::mem::take(&mut self.resend_aggregates);
+        let news = bond::aggregate_news(&self.reported, &current, resend);
+        self.reported = current;
+        news
+    }
+
+    /// Check a request to make `port` the active port of the bond `group`
+    /// against what the kernel said, and find their indexes. An error
+    /// names what is wrong, in words for the operator.
+    pub(crate) fn active_port_change(
+        &self,
+        group: &str,
+        port: &str,
+    ) -> Result<ActivePortChange, String> {
+        let by_name = |name: &str| {
+            self.interfaces
+                .values()
+                .find(|interface| interface.link.name == name)
+        };
+        let bond = by_name(group).ok_or_else(|| format!("{group}: no such interface"))?;
+        let settings = bond
+            .bond
+            .as_ref()
+            .ok_or_else(|| format!("{group} is not a bond"))?;
+        if !settings.is_active_backup() {
+            return Err(format!(
+                "{group} is a {} bond; only an active-backup bond has an active port to set",
+                bond::mode_name(settings.mode)
+            ));
+        }
+        let member = by_name(port)
+            .ok_or_else(|| format!("{group} has no port {port}: no such interface"))?;
+        if member.link.master != Some(bond.link.index) {
+            return Err(format!("{port} is not a member of {group}"));
+        }
+        Ok(ActivePortChange {
+            bond: group.to_owned(),
+            bond_index: bond.link.index,
+            port: port.to_owned(),
+            port_index: member.link.index,
+        })
     }
 
     /// Apply one message; returns the updates for the daemon, in order.
@@ -151,8 +231,8 @@ impl LinkTable {
         }
         match message.body {
             Body::NewLink(message) => {
-                if let Some(link) = family_link(&message) {
-                    pending.insert(link.index, link);
+                if let Some(interface) = family_interface(&message) {
+                    pending.insert(interface.link.index, interface);
                 }
                 Vec::new()
             }
@@ -201,21 +281,25 @@ impl LinkTable {
             );
             return Vec::new();
         }
-        self.links = pending;
-        tracing::debug!(links = self.links.len(), "link dump complete");
-        vec![Update::Snapshot(self.links.values().cloned().collect())]
+        self.interfaces = pending;
+        self.resend_aggregates = true;
+        tracing::debug!(links = self.interfaces.len(), "link dump complete");
+        vec![Update::Snapshot(self.links().cloned().collect())]
     }
 
     /// `RTM_NEWLINK` notification: report what changed, if anything.
     fn link_seen(&mut self, message: &LinkMessage) -> Vec<Update> {
-        let Some(link) = family_link(message) else {
+        let Some(interface) = family_interface(message) else {
             return Vec::new();
         };
+        let link = interface.link.clone();
         tracing::debug!(?link, "link notification");
         if let Dump::Running { pending, .. } = &mut self.dump {
-            pending.insert(link.index, link.clone());
+            pending.insert(link.index, interface.clone());
         }
-        match self.links.insert(link.index, link.clone()) {
+        let old = self.interfaces.insert(link.index, interface);
+        self.log_bond_news(message, old.as_ref());
+        match old.map(|old| old.link) {
             Some(old) if old == link => Vec::new(),
             Some(old) if old.name != link.name => vec![
                 Update::Gone {
@@ -225,6 +309,39 @@ impl LinkTable {
                 Update::Link(link),
             ],
             _ => vec![Update::Link(link)],
+        }
+    }
+
+    /// Log what bonding says in a notification just applied: its own
+    /// failover announcement, which dates the kernel's decision, and
+    /// changes of its verdict on a port. The active port itself is taken
+    /// from the bond's settings, which every notification carries.
+    fn log_bond_news(&self, message: &LinkMessage, old: Option<&Interface>) {
+        let Some(new) = self.interfaces.get(&message.header.index) else {
+            return;
+        };
+        if bond::is_failover_notice(message) {
+            let active = new
+                .bond
+                .as_ref()
+                .and_then(|settings| settings.active)
+                .and_then(|index| self.interfaces.get(&index))
+                .map_or("none", |port| port.link.name.as_str());
+            tracing::debug!(
+                bond = %new.link.name,
+                active,
+                "kernel bonding failover notification"
+            );
+        }
+        if let Some(status) = &new.bond_port {
+            if old.and_then(|old| old.bond_port.as_ref()) != Some(status) {
+                tracing::debug!(
+                    port = %new.link.name,
+                    mii = ?status.mii,
+                    link_failures = ?status.link_failures,
+                    "bond port status"
+                );
+            }
         }
     }
 
@@ -238,10 +355,10 @@ impl LinkTable {
         if let Dump::Running { pending, .. } = &mut self.dump {
             pending.remove(&index);
         }
-        match self.links.remove(&index) {
+        match self.interfaces.remove(&index) {
             Some(old) => vec![Update::Gone {
                 index,
-                name: old.name,
+                name: old.link.name,
             }],
             None => Vec::new(),
         }
@@ -252,18 +369,22 @@ impl LinkTable {
 /// of another family (a bridge's per-port messages use `AF_BRIDGE`, and
 /// its `RTM_DELLINK` means "left the bridge") are not about the interface
 /// itself.
-fn family_link(message: &LinkMessage) -> Option<Link> {
+fn family_interface(message: &LinkMessage) -> Option<Interface> {
     if message.header.interface_family != AddressFamily::Unspec {
         return None;
     }
-    let link = link_from_message(message);
-    if link.is_none() {
+    let Some(link) = link_from_message(message) else {
         tracing::warn!(
             index = message.header.index,
             "link message without a name, ignored"
         );
-    }
-    link
+        return None;
+    };
+    Some(Interface {
+        link,
+        bond: bond::bond_settings(message),
+        bond_port: bond::bond_port_status(message),
+    })
 }
 
 /// A [`Link`] from a link message: `None` when it has no name.
@@ -303,3 +424,6 @@ fn link_is_up(flags: LinkFlags, reports_carrier: bool) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bond_tests;

@@ -1,0 +1,625 @@
+//! The Linux platform against the real bonding driver.
+//!
+//! These tests create bonds and veth pairs in the machine's own network
+//! namespace, so they only run in a throw-away VM with the bonding driver:
+//! `scripts/vmtest.sh` builds them on the host, boots the VM and sets
+//! `LAGGMOND_VM_TEST`. Anywhere else every test says why it skips and
+//! passes. Each test covers a long sequence, because every VM boot costs
+//! seconds and the emulated CPU is slow; they print the latencies they
+//! measure.
+
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use laggmond::platform::linux::{spawn, Options};
+use laggmond::platform::{Aggregate, LinkState, PlatformHandle, Request, Update};
+use rtnetlink::LinkUnspec;
+use tokio::sync::oneshot;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+/// Longest wait for any expected update or kernel state.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// How fast a failover must be reported, even on an emulated CPU.
+const PROMPT: Duration = Duration::from_secs(1);
+
+/// Set by the VM script: this machine is disposable.
+const VM_MARKER: &str = "LAGGMOND_VM_TEST";
+
+/// Whether this machine may and can run the tests; says why not.
+fn in_a_bonding_vm() -> bool {
+    if !Path::new("/sys/class/net/bonding_masters").exists() {
+        eprintln!("skipped: needs the bonding driver (run scripts/vmtest.sh)");
+        return false;
+    }
+    if std::env::var_os(VM_MARKER).is_none() {
+        eprintln!(
+            "skipped: creates bonds and veth pairs on this machine; run scripts/vmtest.sh \
+             (it sets {VM_MARKER} in its VM)"
+        );
+        return false;
+    }
+    true
+}
+
+// --- the kernel's failover notice, as the platform logs it ------------------
+
+/// When the platform logged the kernel's bonding-failover notification.
+static FAILOVER_NOTICES: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
+
+/// The platform's log line for the kernel's own failover notification.
+const FAILOVER_NOTICE: &str = "kernel bonding failover notification";
+
+/// Records when [`FAILOVER_NOTICE`] is logged.
+struct NoticeRecorder;
+
+impl<S: tracing::Subscriber> Layer<S> for NoticeRecorder {
+    fn on_event(&self, event: &tracing::Event<'_>, _context: Context<'_, S>) {
+        let mut message = MessageField(String::new());
+        event.record(&mut message);
+        if message.0 == FAILOVER_NOTICE {
+            if let Ok(mut notices) = FAILOVER_NOTICES.lock() {
+                notices.push(Instant::now());
+            }
+        }
+    }
+}
+
+/// The `message` field of an event.
+struct MessageField(String);
+
+impl tracing::field::Visit for MessageField {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// Record failover notices; print the platform's warnings.
+fn watch_logs() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let notices = Targets::new().with_target("laggmond::platform::linux", tracing::Level::DEBUG);
+    let _ = tracing_subscriber::registry()
+        .with(NoticeRecorder.with_filter(notices))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(LevelFilter::WARN),
+        )
+        .try_init();
+}
+
+/// The first failover notice logged at or after `since`.
+fn failover_notice_since(since: Instant) -> Option<Instant> {
+    let notices = FAILOVER_NOTICES.lock().ok()?;
+    notices.iter().copied().find(|notice| *notice >= since)
+}
+
+// --- the machine: ip, sysfs --------------------------------------------------
+
+/// Run `ip` with the words of `command`; `Err` with its message on failure.
+/// Asynchronous, so the monitor keeps reading meanwhile.
+async fn try_ip(command: &str) -> Result<(), String> {
+    let output = tokio::process::Command::new("ip")
+        .args(command.split_whitespace())
+        .output()
+        .await
+        .map_err(|error| format!("cannot run ip: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// Run `ip`; a failure fails the test.
+async fn ip(command: &str) {
+    if let Err(error) = try_ip(command).await {
+        panic!("`ip {command}` failed: {error}");
+    }
+}
+
+/// Run `ip` until it succeeds (the bond refuses some changes until its
+/// link monitor caught up); returns when the last attempt started.
+async fn ip_until_accepted(command: &str) -> Instant {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let started = Instant::now();
+        match try_ip(command).await {
+            Ok(()) => return started,
+            Err(error) if Instant::now() > deadline => {
+                panic!("`ip {command}` still refused after {WAIT:?}: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// A sysfs attribute of an interface (`bond0/bonding/active_slave`).
+fn sysfs(attribute: &str) -> String {
+    let path = format!("/sys/class/net/{attribute}");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
+        .trim()
+        .to_owned()
+}
+
+/// Wait until the sysfs `attribute` reads `wanted`.
+async fn sysfs_becomes(attribute: &str, wanted: &str) {
+    let deadline = Instant::now() + WAIT;
+    while sysfs(attribute) != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "{attribute} is {:?}, not {wanted:?}, after {WAIT:?}",
+            sysfs(attribute)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Interfaces to delete when a test ends, also when it fails.
+struct Cleanup(Vec<&'static str>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            // Deleting one end of a veth pair deletes both; missing is fine.
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", name])
+                .output();
+        }
+    }
+}
+
+/// `bond` in active-backup mode (miimon 10 ms) over veth ports whose peers
+/// (`peer0` for `eth0`...) are up: the peers are the cables.
+async fn active_backup_bond(bond: &str, ports: &[(&str, &str)], options: &str) {
+    for (port, peer) in ports {
+        ip(&format!("link add {port} type veth peer name {peer}")).await;
+    }
+    ip(&format!(
+        "link add {bond} type bond mode active-backup miimon 10 {options}"
+    ))
+    .await;
+    for (port, peer) in ports {
+        ip(&format!("link set {port} master {bond}")).await;
+        ip(&format!("link set {peer} up")).await;
+    }
+    ip(&format!("link set {bond} up")).await;
+}
+
+// --- the platform under test -------------------------------------------------
+
+/// The running platform and the latest aggregate it reported per name.
+struct Platform {
+    handle: PlatformHandle,
+    aggregates: BTreeMap<String, Aggregate>,
+}
+
+/// A condition on one update, and what it is in words.
+type Goal<'a> = (&'a str, &'a dyn Fn(&Update) -> bool);
+
+impl Platform {
+    fn start() -> Platform {
+        Platform {
+            handle: spawn(Options::default()).expect("the platform starts"),
+            aggregates: BTreeMap::new(),
+        }
+    }
+
+    /// The next update; `None` after `quiet` without one.
+    async fn next_within(&mut self, quiet: Duration) -> Option<Update> {
+        let update = match tokio::time::timeout(quiet, self.handle.updates.recv()).await {
+            Ok(Some(update)) => update,
+            Ok(None) => panic!("the platform stopped"),
+            Err(_) => return None,
+        };
+        match &update {
+            Update::Aggregate(aggregate) => {
+                self.aggregates
+                    .insert(aggregate.name.clone(), aggregate.clone());
+            }
+            Update::AggregateGone { name, .. } => {
+                self.aggregates.remove(name);
+            }
+            _ => {}
+        }
+        Some(update)
+    }
+
+    /// Read updates until each goal was met by one; returns when each was
+    /// first met, in the goals' order.
+    async fn until_all(&mut self, goals: &[Goal<'_>]) -> Vec<Instant> {
+        let deadline = Instant::now() + WAIT;
+        let mut met: Vec<Option<Instant>> = vec![None; goals.len()];
+        let mut seen = Vec::new();
+        while met.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(update) = self.next_within(left).await else {
+                let missing: Vec<&str> = goals
+                    .iter()
+                    .zip(&met)
+                    .filter(|(_, met)| met.is_none())
+                    .map(|((what, _), _)| *what)
+                    .collect();
+                panic!("no {missing:?} within {WAIT:?}; got {seen:#?}");
+            };
+            let now = Instant::now();
+            for ((_, goal), met) in goals.iter().zip(met.iter_mut()) {
+                if met.is_none() && goal(&update) {
+                    *met = Some(now);
+                }
+            }
+            seen.push(update);
+        }
+        met.into_iter().flatten().collect()
+    }
+
+    /// Read updates until one meets `goal`; returns when.
+    async fn until(&mut self, what: &str, goal: &dyn Fn(&Update) -> bool) -> Instant {
+        self.until_all(&[(what, goal)]).await[0]
+    }
+
+    /// The latest aggregate reported under `name`.
+    fn aggregate(&self, name: &str) -> &Aggregate {
+        self.aggregates
+            .get(name)
+            .unwrap_or_else(|| panic!("no aggregate {name} reported: {:?}", self.aggregates))
+    }
+
+    /// Ask for `port` to become `group`'s active port; the answer and how
+    /// long it took.
+    async fn set_active(&mut self, group: &str, port: &str) -> (Result<(), String>, Duration) {
+        let started = Instant::now();
+        let (reply, answer) = oneshot::channel();
+        let request = Request::SetActive {
+            group: group.into(),
+            port: port.into(),
+            reply,
+        };
+        self.handle
+            .requests
+            .send(request)
+            .await
+            .expect("the platform takes requests");
+        let answer = tokio::time::timeout(WAIT, answer)
+            .await
+            .expect("set-active answered in time")
+            .expect("set-active answered at all");
+        (answer, started.elapsed())
+    }
+}
+
+fn link_is(name: &'static str, state: LinkState) -> impl Fn(&Update) -> bool {
+    move |update| matches!(update, Update::Link(link) if link.name == name && link.state == state)
+}
+
+fn aggregate_where(
+    name: &'static str,
+    wanted: impl Fn(&Aggregate) -> bool,
+) -> impl Fn(&Update) -> bool {
+    move |update| matches!(update, Update::Aggregate(aggregate) if aggregate.name == name && wanted(aggregate))
+}
+
+fn active_is(name: &'static str, port: &'static str) -> impl Fn(&Update) -> bool {
+    aggregate_where(name, move |aggregate| {
+        aggregate.active.as_deref() == Some(port)
+    })
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+fn run<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(future)
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+// --- the tests -------------------------------------------------------------------
+
+#[test]
+fn an_active_backup_bond_is_watched_and_steered() {
+    if !in_a_bonding_vm() {
+        return;
+    }
+    watch_logs();
+    let _cleanup = Cleanup(vec!["bond0", "eth0", "eth1"]);
+    run(async {
+        active_backup_bond("bond0", &[("eth0", "peer0"), ("eth1", "peer1")], "").await;
+        sysfs_becomes("bond0/bonding/active_slave", "eth0").await;
+
+        let mut platform = Platform::start();
+        start_up(&mut platform).await;
+        let by_ip = async {
+            let started = Instant::now();
+            ip("link set peer0 down").await;
+            started
+        };
+        cable_pulled(&mut platform, "ip link set peer0 down", by_ip).await;
+        set_active_back(&mut platform).await;
+        let by_netlink = netlink_down("peer0");
+        cable_pulled(&mut platform, "netlink request peer0 down", by_netlink).await;
+        set_active_back(&mut platform).await;
+        set_active_refused(&mut platform).await;
+        changed_by_another_tool(&mut platform).await;
+        port_removed_and_added(&mut platform).await;
+        bond_deleted_and_created(&mut platform).await;
+        resync(&mut platform).await;
+    });
+}
+
+/// Start: a snapshot, then bond0 as the kernel has it.
+async fn start_up(platform: &mut Platform) {
+    match platform.next_within(WAIT).await {
+        Some(Update::Snapshot(links)) => {
+            let eth0 = links.iter().find(|link| link.name == "eth0");
+            assert!(
+                matches!(eth0, Some(link) if link.state == LinkState::Up && link.master.is_some()),
+                "eth0 in the snapshot: {eth0:?}"
+            );
+        }
+        other => panic!("the first update is not a snapshot: {other:?}"),
+    }
+    let bond = match platform.next_within(WAIT).await {
+        Some(Update::Aggregate(bond)) => bond,
+        other => panic!("the snapshot is not followed by bond0: {other:?}"),
+    };
+    assert_eq!(bond.name, "bond0");
+    assert_eq!(bond.mode, "active-backup");
+    assert!(bond.failover);
+    assert_eq!(bond.members, names(&["eth0", "eth1"]));
+    assert_eq!(bond.active.as_deref(), Some("eth0"));
+    assert_eq!(bond.primary, None);
+    assert!(!bond.kernel_preempts);
+}
+
+/// Bring `peer` down with one netlink request from this process, which
+/// unlike `ip` costs no process start on the emulated CPU and so times the
+/// kernel and the platform alone; returns when the request was sent.
+async fn netlink_down(peer: &str) -> Instant {
+    let (connection, handle, _) = rtnetlink::new_connection().expect("a netlink socket");
+    let connection = tokio::spawn(connection);
+    let started = Instant::now();
+    let request = LinkUnspec::new_with_name(peer).down().build();
+    if let Err(error) = handle.link().set(request).execute().await {
+        panic!("cannot bring {peer} down: {error}");
+    }
+    connection.abort();
+    started
+}
+
+/// eth0's cable pulled by `pull` (which returns when it started): its link
+/// goes down and the bond fails over to eth1, both reported promptly.
+async fn cable_pulled(platform: &mut Platform, how: &str, pull: impl Future<Output = Instant>) {
+    let pulled = pull.await;
+    let pull_took = pulled.elapsed();
+    let down = link_is("eth0", LinkState::Down);
+    let failover = active_is("bond0", "eth1");
+    let met = platform
+        .until_all(&[("eth0 down", &down), ("failover to eth1", &failover)])
+        .await;
+    let (link_after, failover_after) = (met[0] - pulled, met[1] - pulled);
+    let notice = failover_notice_since(pulled).map(|notice| notice - pulled);
+    eprintln!(
+        "{how} (took {}): Link eth0 down after {}, Aggregate active eth1 after {}, \
+         kernel failover notification read after {}",
+        ms(pull_took),
+        ms(link_after),
+        ms(failover_after),
+        notice.map_or("(not seen)".to_owned(), ms)
+    );
+    assert!(link_after < PROMPT, "eth0 down took {link_after:?}");
+    assert!(
+        failover_after < PROMPT,
+        "the failover took {failover_after:?}"
+    );
+    assert!(
+        notice.is_some(),
+        "the kernel's failover notification was not seen"
+    );
+    assert_eq!(sysfs("bond0/bonding/active_slave"), "eth1");
+}
+
+/// eth0's cable back: the bond stays on eth1 (no primary) until asked;
+/// the request right away waits for the bond to see eth0's link.
+async fn set_active_back(platform: &mut Platform) {
+    ip("link set peer0 up").await;
+    let (answer, took) = platform.set_active("bond0", "eth0").await;
+    eprintln!(
+        "set-active bond0 eth0 right after peer0 up: {answer:?} after {}",
+        ms(took)
+    );
+    assert_eq!(answer, Ok(()));
+    assert_eq!(sysfs("bond0/bonding/active_slave"), "eth0");
+    let back = active_is("bond0", "eth0");
+    let up = link_is("eth0", LinkState::Up);
+    platform
+        .until_all(&[("eth0 up", &up), ("active eth0", &back)])
+        .await;
+}
+
+/// A port without link cannot become active: an error with the kernel's
+/// reason, and nothing changes.
+async fn set_active_refused(platform: &mut Platform) {
+    ip("link set peer1 down").await;
+    platform
+        .until("eth1 down", &link_is("eth1", LinkState::Down))
+        .await;
+    let (answer, took) = platform.set_active("bond0", "eth1").await;
+    eprintln!(
+        "set-active bond0 eth1 without link: {answer:?} after {}",
+        ms(took)
+    );
+    let error = answer.expect_err("a port without link is refused");
+    assert!(
+        error.contains("eth1") && error.contains("bond0") && error.contains("os error"),
+        "{error}"
+    );
+    assert_eq!(sysfs("bond0/bonding/active_slave"), "eth0");
+    for (group, port, named) in [("bond9", "eth0", "bond9"), ("bond0", "eth9", "eth9")] {
+        let (answer, _) = platform.set_active(group, port).await;
+        let error = answer.expect_err("unknown names are refused");
+        assert!(error.contains(named), "{error}");
+    }
+    ip("link set peer1 up").await;
+    platform
+        .until("eth1 up", &link_is("eth1", LinkState::Up))
+        .await;
+}
+
+/// Another tool sets the active port: reported like any change.
+async fn changed_by_another_tool(platform: &mut Platform) {
+    let asked = ip_until_accepted("link set bond0 type bond active_slave eth1").await;
+    let reported = platform
+        .until("active eth1", &active_is("bond0", "eth1"))
+        .await;
+    eprintln!(
+        "ip ... active_slave eth1: Aggregate active eth1 after {}",
+        ms(reported - asked)
+    );
+}
+
+/// A port leaves the bond and comes back.
+async fn port_removed_and_added(platform: &mut Platform) {
+    ip("link set eth1 nomaster").await;
+    let only_eth0 = aggregate_where("bond0", |bond| {
+        bond.members == names(&["eth0"]) && bond.active.as_deref() == Some("eth0")
+    });
+    platform.until("bond0 over eth0 only", &only_eth0).await;
+
+    ip("link set eth1 down").await;
+    ip("link set eth1 master bond0").await;
+    let both = aggregate_where("bond0", |bond| bond.members == names(&["eth0", "eth1"]));
+    platform.until("bond0 over eth0 and eth1", &both).await;
+    assert_eq!(platform.aggregate("bond0").active.as_deref(), Some("eth0"));
+}
+
+/// The bond deleted and made again: gone, then new.
+async fn bond_deleted_and_created(platform: &mut Platform) {
+    let old_index = platform.aggregate("bond0").index;
+    let deleted = Instant::now();
+    ip("link del bond0").await;
+    let gone = |update: &Update| matches!(update, Update::AggregateGone { index, name } if *index == old_index && name == "bond0");
+    let at = platform.until("bond0 gone", &gone).await;
+    eprintln!(
+        "ip link del bond0: AggregateGone after {}",
+        ms(at - deleted)
+    );
+    assert!(!platform.aggregates.contains_key("bond0"));
+
+    ip("link add bond0 type bond mode active-backup miimon 10").await;
+    for port in ["eth0", "eth1"] {
+        ip(&format!("link set {port} down")).await;
+        ip(&format!("link set {port} master bond0")).await;
+    }
+    ip("link set bond0 up").await;
+    let whole = aggregate_where("bond0", |bond| {
+        bond.members == names(&["eth0", "eth1"]) && bond.active.as_deref() == Some("eth0")
+    });
+    platform.until("bond0 again", &whole).await;
+    assert_ne!(platform.aggregate("bond0").index, old_index);
+}
+
+/// A resync: a snapshot, directly followed by the bond.
+async fn resync(platform: &mut Platform) {
+    platform
+        .handle
+        .requests
+        .send(Request::Resync)
+        .await
+        .expect("the platform takes requests");
+    let snapshot = |update: &Update| matches!(update, Update::Snapshot(_));
+    platform.until("a snapshot", &snapshot).await;
+    match platform.next_within(WAIT).await {
+        Some(Update::Aggregate(bond)) => {
+            assert_eq!(bond.name, "bond0");
+            assert_eq!(bond.members, names(&["eth0", "eth1"]));
+        }
+        other => panic!("the snapshot is not followed by bond0: {other:?}"),
+    }
+}
+
+#[test]
+fn other_modes_and_kernel_preemption_are_reported() {
+    if !in_a_bonding_vm() {
+        return;
+    }
+    watch_logs();
+    let _cleanup = Cleanup(vec!["bond1", "bond2", "eth2", "eth3", "eth4"]);
+    run(async {
+        let mut platform = Platform::start();
+        let snapshot = |update: &Update| matches!(update, Update::Snapshot(_));
+        platform.until("the first snapshot", &snapshot).await;
+
+        ip("link add eth2 type veth peer name peer2").await;
+        ip("link add bond1 type bond mode balance-rr miimon 10").await;
+        ip("link set eth2 master bond1").await;
+        let round_robin = aggregate_where("bond1", |bond| bond.members == names(&["eth2"]));
+        platform.until("bond1 over eth2", &round_robin).await;
+        let bond1 = platform.aggregate("bond1");
+        assert_eq!(bond1.mode, "balance-rr");
+        assert!(!bond1.failover);
+        let (answer, _) = platform.set_active("bond1", "eth2").await;
+        let error = answer.expect_err("no active port in balance-rr");
+        assert!(error.contains("balance-rr"), "{error}");
+
+        active_backup_bond(
+            "bond2",
+            &[("eth3", "peer3"), ("eth4", "peer4")],
+            "primary_reselect always",
+        )
+        .await;
+        ip("link set bond2 type bond primary eth3").await;
+        let preempting = aggregate_where("bond2", |bond| {
+            bond.primary.as_deref() == Some("eth3") && bond.kernel_preempts
+        });
+        platform.until("bond2 preempting", &preempting).await;
+        assert_eq!(
+            platform.aggregate("bond2").members,
+            names(&["eth3", "eth4"])
+        );
+
+        ip("link set bond2 type bond primary_reselect failure").await;
+        let not_preempting = aggregate_where("bond2", |bond| {
+            bond.primary.as_deref() == Some("eth3") && !bond.kernel_preempts
+        });
+        platform
+            .until("bond2 not preempting", &not_preempting)
+            .await;
+    });
+}
+
+/// Later tests run the daemon itself in the VM: its binary is there, at
+/// the path the VM script gives and the build recorded alike.
+#[test]
+fn the_daemon_binary_runs_in_the_vm() {
+    if !in_a_bonding_vm() {
+        return;
+    }
+    let compiled_in = env!("CARGO_BIN_EXE_laggmond");
+    let given = std::env::var("LAGGMOND_BIN").expect("the VM script sets LAGGMOND_BIN");
+    assert_eq!(given, compiled_in);
+    let output = std::process::Command::new(&given)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {given}: {error}"));
+    assert!(output.status.success(), "{given} --version failed");
+    let version = String::from_utf8_lossy(&output.stdout);
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+}
