@@ -22,3 +22,6 @@ shellcheck -s sh rc.d/laggmond scripts/*.sh tests/rc.subr/*
 mandoc -Tlint -W warning man/*
 
 cargo test --all-targets
+
+# The bonding tests, in a VM whose kernel has the bonding driver.
+sh scripts/vmtest.sh

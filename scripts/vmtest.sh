@@ -16,6 +16,31 @@ cd "$here/.."
     exit 1
 }
 
+# QEMU for the VM. The plain install fails on images that carry a newer
+# qemu-utils from backports (the release's qemu then conflicts with it), so
+# then qemu comes from backports too, whole, with its libraries; the extra
+# source is removed again afterwards.
+ensure_qemu() {
+    command -v qemu-system-x86_64 >/dev/null 2>&1 && return 0
+    echo "vmtest: installing qemu-system-x86" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null 2>&1 && return 0
+    # shellcheck disable=SC1091  # the system's own file
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+    [ -n "$mirror" ] || { echo "vmtest: no Debian mirror in the apt sources" >&2; exit 1; }
+    list=/etc/apt/sources.list.d/laggmond-vmtest-backports.list
+    echo "deb $mirror $codename-backports main" > "$list"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends -t "$codename-backports" qemu-system-x86 >/dev/null ||
+        { rm -f "$list"; echo "vmtest: could not install qemu-system-x86" >&2; exit 1; }
+    rm -f "$list"
+    apt-get update -qq
+}
+ensure_qemu
+
 # The executable cargo built for target $2 of kind $1, from its JSON report.
 executable() {
     printf '%s\n' "$build" |
