@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: shell and manual-page lint, unit tests, property
-# tests and the integration tests that run the real daemon in network
-# namespaces. Run as root on Debian; installs the system tools the tests use.
+# tests, the integration tests that run the real daemon in network
+# namespaces, and the bonding tests in a VM. Run as root on Debian;
+# installs the system tools the tests use.
 set -eu
 
 cd "$(dirname "$0")/.."
