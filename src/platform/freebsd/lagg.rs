@@ -49,6 +49,7 @@ pub struct LaggPort {
 pub struct LaggState {
     /// `ra_proto`, one of the `LAGG_PROTO_*` values.
     pub protocol: u32,
+    /// The ports, in the kernel's list order.
     pub ports: Vec<LaggPort>,
 }
 

@@ -32,6 +32,8 @@ const IF_MSGHDR_LEN: usize = size_of::<IfMsgHdr>();
 const IFM_FLAGS: usize = offset_of!(IfMsgHdr, ifm_flags);
 const IFM_INDEX: usize = offset_of!(IfMsgHdr, ifm_index);
 const IFM_LINK_STATE: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_link_state);
+const IFM_TYPE: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_type);
+const IFM_DATALEN: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_datalen);
 
 const IF_ANNOUNCE_LEN: usize = size_of::<IfAnnounceMsgHdr>();
 const IFAN_INDEX: usize = offset_of!(IfAnnounceMsgHdr, ifan_index);
@@ -50,6 +52,10 @@ pub enum RouteMessage {
         flags: i32,
         /// `ifi_link_state` (`LINK_STATE_*`).
         link_state: u8,
+        /// `ifi_type` (`IFT_*`): a lagg member reports
+        /// [`IFT_IEEE8023ADLAG`](super::abi::IFT_IEEE8023ADLAG), which is
+        /// how a port that just joined a lagg shows itself.
+        if_type: u8,
     },
     /// `RTM_IFANNOUNCE`: an interface attached or detached (never sent for
     /// lagg membership changes).
@@ -80,6 +86,60 @@ impl RouteMessage {
             RouteMessage::IfAnnounce { .. } => None,
         }
     }
+
+    /// The message as the kernel sends it, in host byte order: the fields
+    /// above at their offsets, `RTM_VERSION`, `ifi_datalen` set as the
+    /// kernel sets it and every other byte zero. It exists so that tests
+    /// and scripted kernels speak the same bytes as the routing socket;
+    /// [`parse`] reads it back unchanged. Names longer than the kernel's
+    /// field are cut to [`IFNAMSIZ`] bytes, without a NUL, as the kernel
+    /// would have them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            RouteMessage::IfInfo {
+                index,
+                flags,
+                link_state,
+                if_type,
+            } => {
+                let mut bytes = header_bytes(IF_MSGHDR_LEN, RTM_IFINFO);
+                bytes[IFM_FLAGS..IFM_FLAGS + 4].copy_from_slice(&flags.to_ne_bytes());
+                bytes[IFM_INDEX..IFM_INDEX + 2].copy_from_slice(&index.to_ne_bytes());
+                bytes[IFM_TYPE] = *if_type;
+                bytes[IFM_LINK_STATE] = *link_state;
+                let datalen = size_of::<IfData>() as u16;
+                bytes[IFM_DATALEN..IFM_DATALEN + 2].copy_from_slice(&datalen.to_ne_bytes());
+                bytes
+            }
+            RouteMessage::IfAnnounce {
+                index,
+                name,
+                arrival,
+            } => {
+                let mut bytes = header_bytes(IF_ANNOUNCE_LEN, RTM_IFANNOUNCE);
+                bytes[IFAN_INDEX..IFAN_INDEX + 2].copy_from_slice(&index.to_ne_bytes());
+                let name = &name.as_bytes()[..name.len().min(IFNAMSIZ)];
+                bytes[IFAN_NAME..IFAN_NAME + name.len()].copy_from_slice(name);
+                let what = if *arrival {
+                    IFAN_ARRIVAL
+                } else {
+                    IFAN_DEPARTURE
+                };
+                bytes[IFAN_WHAT..IFAN_WHAT + 2].copy_from_slice(&what.to_ne_bytes());
+                bytes
+            }
+        }
+    }
+}
+
+/// A zeroed message of `len` bytes with its common header filled in.
+fn header_bytes(len: usize, msg_type: u8) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    // Both headers are far shorter than u16::MAX.
+    bytes[..2].copy_from_slice(&(len as u16).to_ne_bytes());
+    bytes[2] = RTM_VERSION;
+    bytes[3] = msg_type;
+    bytes
 }
 
 /// Whether lagg considers a port usable (`LAGG_PORTACTIVE`): carrier
@@ -210,6 +270,7 @@ fn parse_ifinfo(msg: &[u8]) -> Result<RouteMessage, ParseError> {
         index: u16_at(header, IFM_INDEX),
         flags: i32_at(header, IFM_FLAGS),
         link_state: header[IFM_LINK_STATE],
+        if_type: header[IFM_TYPE],
     })
 }
 
@@ -290,7 +351,7 @@ impl Iterator for Messages<'_> {
 mod tests {
     use super::*;
     use crate::platform::freebsd::abi::{
-        IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_SIMPLEX, LINK_STATE_DOWN,
+        IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_SIMPLEX, IFT_IEEE8023ADLAG, LINK_STATE_DOWN,
         LINK_STATE_UNKNOWN, RTM_NEWADDR,
     };
     use proptest::prelude::*;
@@ -329,6 +390,7 @@ mod tests {
                 index: 2,
                 flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_SIMPLEX | IFF_MULTICAST,
                 link_state: LINK_STATE_DOWN,
+                if_type: IFT_IEEE8023ADLAG,
             }
         );
         assert_eq!(message.index(), 2);
@@ -561,7 +623,65 @@ mod tests {
         assert_eq!(messages(&[]).count(), 0);
     }
 
+    #[test]
+    fn to_bytes_matches_the_golden_announcement() {
+        let message = RouteMessage::IfAnnounce {
+            index: 2,
+            name: "em0".into(),
+            arrival: false,
+        };
+        assert_eq!(message.to_bytes(), golden_ifannounce());
+    }
+
+    #[test]
+    fn to_bytes_matches_the_golden_ifinfo_in_every_modelled_field() {
+        let message = parse(&golden_ifinfo()).expect("valid").expect("used type");
+        let bytes = message.to_bytes();
+        let golden = golden_ifinfo();
+        assert_eq!(bytes.len(), golden.len());
+        // Header, flags, index, ifi_type, link state and ifi_datalen agree;
+        // the golden vector also carries addrlen, hdrlen, MTU and baudrate.
+        for at in [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 16, 20, 22, 23] {
+            assert_eq!(bytes[at], golden[at], "byte {at}");
+        }
+        assert_eq!(&golden[18..20], &[0x06, 0x0e]);
+        assert_eq!(&bytes[18..20], &[0, 0]);
+    }
+
+    #[test]
+    fn to_bytes_cuts_long_names_to_the_field() {
+        let message = RouteMessage::IfAnnounce {
+            index: 9,
+            name: "abcdefghijklmnopqrst".into(),
+            arrival: true,
+        };
+        let parsed = parse(&message.to_bytes()).expect("valid").expect("used");
+        assert_eq!(
+            parsed,
+            RouteMessage::IfAnnounce {
+                index: 9,
+                name: "abcdefghijklmnop".into(),
+                arrival: true,
+            }
+        );
+    }
+
     proptest! {
+        #[test]
+        fn to_bytes_round_trips(
+            index in any::<u16>(),
+            flags in any::<i32>(),
+            link_state in any::<u8>(),
+            if_type in any::<u8>(),
+            name in "[a-z]{1,6}[0-9]{1,3}",
+            arrival in any::<bool>(),
+        ) {
+            let info = RouteMessage::IfInfo { index, flags, link_state, if_type };
+            prop_assert_eq!(parse(&info.to_bytes()), Ok(Some(info)));
+            let announce = RouteMessage::IfAnnounce { index, name, arrival };
+            prop_assert_eq!(parse(&announce.to_bytes()), Ok(Some(announce)));
+        }
+
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = parse(&bytes);

@@ -7,17 +7,14 @@
 //! once.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::abi::{
     IfData, IfReq, LaggReqAll, LaggReqPort, NameError, PF_ROUTE, SIOCGIFDATA, SIOCGIFFLAGS,
     SIOCGLAGG, SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
 };
+use super::kernel::{Interface, LaggKernel};
 use super::lagg::{LaggState, LAGG_PORT_BUFFER_LEN};
-
-/// Receive buffer asked for on the routing socket: the default 8 KiB
-/// overflows (silently, before FreeBSD 15) during bursts of route churn.
-pub const ROUTE_SOCKET_RCVBUF: libc::c_int = 256 * 1024;
 
 /// An open routing socket.
 #[derive(Debug)]
@@ -30,15 +27,21 @@ pub struct RouteSocket {
     pub overflow_reported: bool,
 }
 
-/// Opens `socket(PF_ROUTE, SOCK_RAW, 0)`. Protocol 0 is required: interface
-/// messages are sent with `AF_UNSPEC` and never reach a socket opened for
-/// one address family.
-pub fn open_route_socket() -> io::Result<RouteSocket> {
+/// Opens `socket(PF_ROUTE, SOCK_RAW, 0)` with a receive buffer of
+/// `recv_buffer` bytes (the default 8 KiB overflows during bursts of route
+/// churn; a size the kernel refuses is logged and the default kept).
+/// Protocol 0 is required: interface messages are sent with `AF_UNSPEC`
+/// and never reach a socket opened for one address family.
+pub fn open_route_socket(recv_buffer: usize) -> io::Result<RouteSocket> {
     let fd = open_socket(
         PF_ROUTE,
         libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
     )?;
-    set_int_option(&fd, libc::SO_RCVBUF, ROUTE_SOCKET_RCVBUF)?;
+    let size = libc::c_int::try_from(recv_buffer).unwrap_or(libc::c_int::MAX);
+    if let Err(error) = set_int_option(&fd, libc::SO_RCVBUF, size) {
+        // Above kern.ipc.maxsockbuf: smaller, but still a working socket.
+        tracing::warn!("cannot set the routing socket's receive buffer to {size} bytes: {error}");
+    }
     let overflow_reported = match set_int_option(&fd, SO_RERROR, 1) {
         Ok(()) => true,
         // Kernels before the option refuse it; overflows stay silent there.
@@ -131,6 +134,75 @@ pub fn interface_names() -> io::Result<Vec<(u32, String)>> {
             (interface.index(), name)
         })
         .collect())
+}
+
+/// One interface's index, flags, link state and type.
+pub fn read_interface(fd: BorrowedFd<'_>, index: u32, name: &str) -> io::Result<Interface> {
+    let flags = interface_flags(fd, name)?;
+    let data = interface_data(fd, name)?;
+    Ok(Interface {
+        index,
+        name: name.to_owned(),
+        flags,
+        link_state: data.ifi_link_state,
+        if_type: data.ifi_type,
+    })
+}
+
+/// The running kernel, as the platform task calls it: every call is an
+/// ioctl on one datagram socket.
+#[derive(Debug)]
+pub struct SysKernel {
+    fd: OwnedFd,
+}
+
+impl SysKernel {
+    /// Opens the socket the ioctls are issued on.
+    pub fn open() -> io::Result<SysKernel> {
+        Ok(SysKernel {
+            fd: open_ioctl_socket()?,
+        })
+    }
+}
+
+impl LaggKernel for SysKernel {
+    fn interfaces(&mut self) -> io::Result<Vec<Interface>> {
+        let mut interfaces = Vec::new();
+        for (index, name) in interface_names()? {
+            match read_interface(self.fd.as_fd(), index, &name) {
+                Ok(interface) => interfaces.push(interface),
+                // It left between the listing and the read.
+                Err(error) if error.raw_os_error() == Some(libc::ENXIO) => {}
+                Err(error) => return Err(io::Error::new(error.kind(), format!("{name}: {error}"))),
+            }
+        }
+        Ok(interfaces)
+    }
+
+    fn interface(&mut self, name: &str) -> io::Result<Interface> {
+        let index = nix::net::if_::if_nametoindex(name).map_err(io::Error::from)?;
+        read_interface(self.fd.as_fd(), index, name)
+    }
+
+    fn read_lagg(&mut self, lagg: &str) -> io::Result<LaggState> {
+        read_lagg(self.fd.as_fd(), lagg)
+    }
+
+    fn add_port(&mut self, lagg: &str, port: &str) -> io::Result<()> {
+        add_port(self.fd.as_fd(), lagg, port)
+    }
+
+    fn remove_port(&mut self, lagg: &str, port: &str) -> io::Result<()> {
+        remove_port(self.fd.as_fd(), lagg, port)
+    }
+
+    fn interface_flags(&mut self, name: &str) -> io::Result<i32> {
+        interface_flags(self.fd.as_fd(), name)
+    }
+
+    fn set_interface_flags(&mut self, name: &str, flags: i32) -> io::Result<()> {
+        set_interface_flags(self.fd.as_fd(), name, flags)
+    }
 }
 
 /// Issues `request` with `arg`.
