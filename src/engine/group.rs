@@ -1,13 +1,21 @@
 //! One group's state and rules: which port should carry traffic, and what
-//! changing it is reported as.
+//! changing it is reported as. Groups driven by a kernel aggregate follow
+//! the kernel in [`kernel`] and steer it in [`enforce`].
+
+mod enforce;
+mod kernel;
 
 use std::time::{Duration, Instant};
 
-use crate::config::GroupConfig;
+use crate::config::{Driver, GroupConfig};
 use crate::event::{Cause, Kind, What};
+use crate::platform::Aggregate;
 
 use super::damping::Damped;
 use super::port::{LinkChange, Port, PortLink};
+use super::{Interfaces, Output};
+
+use kernel::KernelState;
 
 /// One failover group.
 #[derive(Clone, Debug)]
@@ -23,6 +31,9 @@ pub struct Group {
     started: bool,
     /// Set while no port carries traffic.
     outage: Option<Outage>,
+    /// What a group with a kernel aggregate knows of it and of the actions
+    /// in flight; unused with `driver: none`.
+    kernel: KernelState,
 }
 
 /// A time when no port of the group carried traffic.
@@ -48,6 +59,7 @@ impl Group {
             operator: None,
             started: false,
             outage: None,
+            kernel: KernelState::default(),
         }
     }
 
@@ -71,7 +83,8 @@ impl Group {
         self.ports.iter().find(|port| port.name() == name)
     }
 
-    /// The port carrying traffic, `None` when no port can.
+    /// The port carrying traffic, `None` when no port can. With a kernel
+    /// aggregate it is the kernel's active port, whatever chose it.
     pub fn active(&self) -> Option<&str> {
         self.active.as_deref()
     }
@@ -92,39 +105,89 @@ impl Group {
         self.outage.as_ref().map(|outage| outage.since)
     }
 
+    /// The kernel's view of the aggregate the group follows, as last
+    /// taken into account; `None` with `driver: none`, before the kernel
+    /// reported it and while the aggregate is missing.
+    pub fn aggregate(&self) -> Option<&Aggregate> {
+        self.kernel.view.as_ref()
+    }
+
+    /// The port laggmond asked the kernel to make active (lagg: MASTER)
+    /// and is waiting for, if any.
+    pub fn enforcing(&self) -> Option<&str> {
+        self.kernel
+            .pending
+            .as_ref()
+            .map(|pending| pending.port.as_str())
+    }
+
+    /// Whether laggmond took `port` out of service (lagg flap damping).
+    pub fn is_held_down(&self, port: &str) -> bool {
+        self.kernel.is_held_down(port)
+    }
+
     /// Whether `name` is one of the group's ports.
     pub(crate) fn has_port(&self, name: &str) -> bool {
         self.port(name).is_some()
     }
 
+    /// Whether a kernel aggregate carries the traffic (bond, lagg): the
+    /// engine follows it instead of deciding.
+    pub(crate) fn is_kernel(&self) -> bool {
+        self.config.driver != Driver::None
+    }
+
+    /// Whether news about interface `name` concerns this group.
+    pub(crate) fn concerns(&self, name: &str) -> bool {
+        self.has_port(name) || (self.is_kernel() && name == self.name())
+    }
+
+    /// Brings the group in line with what is known at `now`: applies the
+    /// policy, or follows the kernel's aggregate.
+    pub(crate) fn settle(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
+        if self.is_kernel() {
+            self.refresh(now, known, out);
+        } else if known.synced {
+            self.evaluate(now, &mut out.events);
+        }
+    }
+
     /// Takes a new config, keeping the state of every port that remains;
-    /// new ports learn their link from `link_of`, removed ones vanish.
+    /// new ports learn their link from `known` (a kernel group's at its
+    /// next refresh), removed ones vanish, given back to service first if
+    /// laggmond had taken them out of it.
     pub(crate) fn reconfigure(
         &mut self,
         now: Instant,
         config: GroupConfig,
-        link_of: impl Fn(&str) -> PortLink,
-        out: &mut Vec<What>,
+        known: &Interfaces,
+        out: &mut Output,
     ) {
         let mut old = std::mem::take(&mut self.ports);
         let policy = config.flap_damping;
+        let kernel = config.driver != Driver::None;
         for name in &config.ports {
             let port = match old.iter().position(|port| port.name() == name) {
                 Some(index) => {
                     let mut port = old.swap_remove(index);
                     if let Some(damped) = port.set_policy(now, policy) {
-                        out.push(self.flapping(name, damped));
+                        out.events.push(self.flapping(name, damped));
                     }
                     port
                 }
                 None => {
                     let mut port = Port::new(name, policy);
-                    let change = port.set_link(now, link_of(name));
-                    self.report(name, change, out);
+                    if !kernel {
+                        let change = port.set_link(now, known.link(name));
+                        self.report(name, change, &mut out.events);
+                    }
                     port
                 }
             };
             self.ports.push(port);
+        }
+        for port in old {
+            self.release(port.name(), known, out);
         }
         self.config = config;
     }
@@ -200,10 +263,15 @@ impl Group {
             return Ok(());
         };
         let index = self.existing_index(name)?;
+        if self.is_kernel() {
+            self.check_kernel_operator(name)?;
+        }
         if let Some(reason) = self.ports[index].unusable_reason() {
             return Err(reason);
         }
         self.operator = Some(name.to_owned());
+        // A new request is a new intent: an earlier failure does not hold it back.
+        self.kernel.forget_retry(name);
         Ok(())
     }
 
@@ -219,13 +287,16 @@ impl Group {
 
     /// The earliest moment the passing of time alone could change this
     /// group: a damping ending, or a better port becoming steady enough to
-    /// preempt.
+    /// preempt; with a kernel aggregate also the timeouts and backoffs of
+    /// its actions.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let damping_end = self.ports.iter().filter_map(Port::damped_until).min();
-        [damping_end, self.preempt_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let other = if self.is_kernel() {
+            self.kernel.wake_at
+        } else {
+            self.preempt_deadline()
+        };
+        [damping_end, other].into_iter().flatten().min()
     }
 
     /// When the earliest better port may preempt the active one, if
@@ -268,9 +339,9 @@ impl Group {
             .or(Some(active))
     }
 
-    /// Makes `choice` the active port. With `driver: none` the choice is
-    /// the active port at once, for every driver for now; a kernel driver
-    /// will instead ask the kernel and follow what it reports.
+    /// Makes `choice` the active port: with `driver: none` the choice is
+    /// the active port at once (kernel drivers ask the kernel instead, in
+    /// [`enforce`], and follow what it reports).
     fn apply(&mut self, now: Instant, choice: Option<String>, out: &mut Vec<What>) {
         if !self.started {
             self.started = true;

@@ -29,11 +29,9 @@
 //! appears, `port_found`.
 //!
 //! With `driver: none` the engine's choice *is* the active port. With a
-//! kernel aggregate the kernel's active port is observed, and when
-//! `enforce` is set and it differs from the choice, the engine asks for it
-//! with [`Action::SetActive`]. For now every driver behaves like `none`;
-//! the code keeps computing the choice apart from applying it so that the
-//! kernel's view can slot in.
+//! kernel aggregate the kernel's active port is observed and reported, and
+//! the choice only decides what laggmond asks of the kernel (see "Kernel
+//! aggregates" below).
 //!
 //! ## Ports and their events
 //!
@@ -82,9 +80,96 @@
 //! preemption until that port stops being usable or the choice is cleared;
 //! then the usual rules apply at once (a better port that has been steady
 //! for `preempt_delay` preempts right away).
+//!
+//! ## Kernel aggregates (`driver: bond` and `lagg`)
+//!
+//! *Existence.* The aggregate interface is known from the link table by
+//! the group's name; its details come in [`Update::Aggregate`]. Until the
+//! group has a snapshot and a view of its aggregate, nothing is chosen or
+//! reported. An aggregate interface absent after a snapshot is
+//! `port_missing` with the group's name as port (once), and `port_found`
+//! when it appears again. While it is missing, or exists without a view
+//! (after [`Update::AggregateGone`]), the group has no active port, its
+//! ports are `unknown`, nothing is reported about them and nothing is
+//! asked; when it is back, the group starts over as at the first snapshot.
+//!
+//! *Members.* A configured port that is not a member is `missing`
+//! (`port_missing` once, also when its interface exists: it is not
+//! enslaved) and never usable; becoming a member is `port_found`. A member
+//! that is not configured is `port_unexpected`, once each time it becomes
+//! a member (a reload that drops a member from the config reports it too).
+//!
+//! *Mode.* An aggregate not in failover mode is `unsupported_mode` (with
+//! the mode), once per mode, and left alone: port events are still
+//! reported, but no failover, no outage and no action; the group shows
+//! the kernel's active port as the kernel has it. Back in failover mode
+//! the group starts over silently.
+//!
+//! *Failovers.* The active port is the kernel's, even a port that is not
+//! configured. Each change is one `failover`, its cause inferred in order:
+//! 1. the port laggmond asked for: the reason it asked (`preempt`,
+//!    `operator` or `damped`);
+//! 2. the old port is missing or left the aggregate: `removed`; laggmond
+//!    holds it down: `damped`; it has no link: `link_down`. The outage is
+//!    the time since the engine saw that change (0 when it saw none);
+//! 3. the new port is the kernel's own `primary`, the kernel preempts by
+//!    itself (lagg; a bond with `primary_reselect`) and the port came up
+//!    within `max(preempt_delay, 5 s)` or was just given back: `link_up`;
+//! 4. else `external`: someone else changed it. A preempt then waits for
+//!    `preempt_delay` counted from that change.
+//!
+//! The kernel losing its active port is `all_ports_down` and getting one
+//! back `group_recovered` (with a `link_up` failover when it is another
+//! port), with the outages of `driver: none`.
+//!
+//! *Enforcement* (`enforce: true`, failover mode, one `SetActive` at a
+//! time). Bond: when the choice differs from the kernel's active port and
+//! that port has link (one without link is the business of the bond's own
+//! link monitor, which laggmond does not race), [`Action::SetActive`] with
+//! its reason; an active port that is not configured ranks below every
+//! configured one. lagg: the kernel always sends on its MASTER when that has
+//! link, so traffic cannot be held back; enforcing means making the
+//! configured primary (or the operator's port) the MASTER, which the
+//! platform does by removing and re-adding ports: announced by `enforcing`
+//! (port: the new MASTER, from: the old one), then [`Action::SetActive`].
+//! An automatic reorder needs `preempt: true`, every configured member
+//! usable and steady for `preempt_delay` (a reorder bounces them all), the
+//! hold-off after an external change over, and no reorder started within
+//! `max(preempt_delay, 1 s)`; an operator's is done at once. While a
+//! reorder is unanswered the kernel's views are set aside (their
+//! intermediate states are laggmond's own doing) and the latest is taken
+//! with the answer.
+//!
+//! An action is done when the kernel shows it (bond: the port is active;
+//! lagg: it is MASTER), with `primary_restored` after the failover when
+//! laggmond's own enforcement (not an operator) brought the configured
+//! primary back. It failed, `enforce_failed` with the error, when the
+//! answer is an error, when the kernel did not show it within 2 s of
+//! accepting it ("the kernel did not switch"), or when no answer came
+//! within 30 s. That target is then not tried again for
+//! `max(preempt_delay, 1 s)`, unless an operator asks for it.
+//!
+//! *Damping.* Bond: the choice leaves a damped active port for a usable
+//! one (reason `damped`). lagg, with `enforce`: a damped member is taken
+//! out of service by [`Action::SetAdminUp`] `up: false` while another port
+//! is usable, and given back (`up: true`) when its damping ends, when no
+//! other port is usable any more, when it leaves the aggregate, or when the
+//! group stops enforcing or goes away; [`Engine::shutdown`] gives every
+//! held port back. While held, its link changes (it reads down without
+//! `IFF_UP`) are recorded silently and are not flaps; once given back, its
+//! first link change is taken the same way. A failed admin change is
+//! `enforce_failed` and is tried again after the same backoff.
+//!
+//! `enforce: false` only reports: no action ever, and `set-active` is
+//! refused. On a kernel group the operator's `set-active` asks the kernel
+//! (reason `operator`) and sticks as with `driver: none`.
 
 mod damping;
 mod group;
+#[cfg(test)]
+mod kernel_props;
+#[cfg(test)]
+mod kernel_tests;
 mod port;
 #[cfg(test)]
 mod tests;
@@ -95,7 +180,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::event::{Kind, What};
-use crate::platform::{LinkState, Update};
+use crate::platform::{Aggregate, LinkState, Update};
 
 pub use group::Group;
 pub use port::{Port, PortLink};
@@ -162,14 +247,18 @@ pub struct Engine {
     interfaces: Interfaces,
 }
 
-/// What the engine knows of every interface, configured or not.
+/// What the engine knows of every interface, configured or not, and of
+/// every kernel aggregate.
 #[derive(Debug, Default)]
-struct Interfaces {
+pub(crate) struct Interfaces {
     /// Whether a snapshot arrived: before that, an interface not listed
     /// may still exist.
     synced: bool,
     /// Interfaces that exist, by name.
     links: HashMap<String, LinkState>,
+    /// The kernel's latest view of each aggregate, by name; kept for
+    /// groups a reload may add.
+    aggregates: HashMap<String, Aggregate>,
 }
 
 impl Interfaces {
@@ -220,13 +309,13 @@ impl Engine {
     pub fn handle(&mut self, now: Instant, input: Input) -> Output {
         let mut out = Output::default();
         match input {
-            Input::Platform(update) => self.platform(now, update, &mut out.events),
-            Input::Tick => self.tick(now, &mut out.events),
+            Input::Platform(update) => self.platform(now, update, &mut out),
+            Input::Tick => self.tick(now, &mut out),
             Input::ActionDone {
                 group,
                 port,
                 result,
-            } => self.action_done(&group, &port, result, &mut out.events),
+            } => self.action_done(now, &group, &port, result, &mut out),
         }
         out
     }
@@ -237,57 +326,75 @@ impl Engine {
         let mut out = Output::default();
         match cmd {
             Command::SetActive { group, port } => {
-                self.set_active(now, &group, port.as_deref(), &mut out.events)?
+                self.set_active(now, &group, port.as_deref(), &mut out)?
             }
             Command::ClearDamping { group, port } => {
-                self.clear_damping(now, group.as_deref(), port.as_deref(), &mut out.events)?
+                self.clear_damping(now, group.as_deref(), port.as_deref(), &mut out)?
             }
         }
         Ok(out)
     }
 
     /// Takes a new config (a reload). Groups and ports that remain keep
-    /// all their state; new ones start from what is known of their
-    /// interfaces; removed ones vanish without a word. Then every group is
-    /// evaluated under the new rules.
+    /// all their state (a group whose driver changed starts over); new
+    /// ones start from what is known of their interfaces and aggregates;
+    /// removed ones vanish without a word, after giving back any port
+    /// laggmond held down. Then every group is evaluated under the new
+    /// rules.
     pub fn reconfigure(&mut self, now: Instant, config: Arc<Config>) -> Output {
         let mut out = Output::default();
         let mut old = std::mem::take(&mut self.groups);
         for group_config in &config.groups {
-            let interfaces = &self.interfaces;
-            let link_of = |name: &str| interfaces.link(name);
+            let known = &self.interfaces;
             let kept = old
                 .iter()
-                .position(|group| group.name() == group_config.name)
+                .position(|group| {
+                    group.name() == group_config.name
+                        && group.config().driver == group_config.driver
+                })
                 .map(|index| old.swap_remove(index));
             let mut group = match kept {
                 Some(mut group) => {
-                    group.reconfigure(now, group_config.clone(), link_of, &mut out.events);
+                    group.reconfigure(now, group_config.clone(), known, &mut out);
                     group
                 }
                 None => {
                     let mut group = Group::new(group_config.clone());
-                    group.sync_links(now, link_of, &mut out.events);
+                    if !group.is_kernel() {
+                        group.sync_links(now, |name| known.link(name), &mut out.events);
+                    }
                     group
                 }
             };
-            if interfaces.synced {
-                group.evaluate(now, &mut out.events);
-            }
+            group.settle(now, known, &mut out);
             self.groups.push(group);
+        }
+        for mut group in old {
+            group.release_all(&self.interfaces, &mut out);
         }
         self.config = config;
         out
     }
 
+    /// What the daemon must do before it exits: give back every port
+    /// laggmond took out of service, so that none stays down without it.
+    pub fn shutdown(&mut self) -> Output {
+        let mut out = Output::default();
+        for group in &mut self.groups {
+            group.release_all(&self.interfaces, &mut out);
+        }
+        out
+    }
+
     /// The earliest moment a [`Input::Tick`] could change something: a
-    /// damping ending or a better port becoming steady enough to preempt.
-    /// `None` when only new input can change anything.
+    /// damping ending, a better port becoming steady enough to preempt, an
+    /// action's timeout or a backoff ending. `None` when only new input
+    /// can change anything.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.groups.iter().filter_map(Group::next_deadline).min()
     }
 
-    fn platform(&mut self, now: Instant, update: Update, out: &mut Vec<What>) {
+    fn platform(&mut self, now: Instant, update: Update, out: &mut Output) {
         match update {
             Update::Link(link) => {
                 self.interfaces.links.insert(link.name.clone(), link.state);
@@ -295,6 +402,7 @@ impl Engine {
             }
             Update::Gone { name, .. } => {
                 self.interfaces.links.remove(&name);
+                self.interfaces.aggregates.remove(&name);
                 self.interface_changed(now, &name, out);
             }
             Update::Snapshot(links) => {
@@ -303,60 +411,93 @@ impl Engine {
                     .into_iter()
                     .map(|link| (link.name, link.state))
                     .collect();
+                let links = &self.interfaces.links;
+                self.interfaces
+                    .aggregates
+                    .retain(|name, _| links.contains_key(name));
                 self.resync(now, out);
             }
-            // Kernel aggregates: not used by `driver: none` groups.
-            Update::Aggregate(_) | Update::AggregateGone { .. } => {}
+            Update::Aggregate(view) => {
+                let name = view.name.clone();
+                self.interfaces.aggregates.insert(name.clone(), view);
+                self.aggregate_changed(now, &name, out);
+            }
+            Update::AggregateGone { name, .. } => {
+                self.interfaces.aggregates.remove(&name);
+                self.aggregate_changed(now, &name, out);
+            }
         }
     }
 
-    /// Passes the news about one interface to the groups that have it.
-    fn interface_changed(&mut self, now: Instant, name: &str, out: &mut Vec<What>) {
+    /// Passes the news about one interface to the groups it concerns.
+    fn interface_changed(&mut self, now: Instant, name: &str, out: &mut Output) {
         if !self.interfaces.synced {
             return;
         }
         let link = self.interfaces.link(name);
         for group in &mut self.groups {
-            if group.set_link(now, name, link, out) {
-                group.evaluate(now, out);
+            if group.is_kernel() {
+                if group.concerns(name) {
+                    group.settle(now, &self.interfaces, out);
+                }
+            } else if group.set_link(now, name, link, &mut out.events) {
+                group.evaluate(now, &mut out.events);
+            }
+        }
+    }
+
+    /// Passes the kernel's news about an aggregate to its group.
+    fn aggregate_changed(&mut self, now: Instant, name: &str, out: &mut Output) {
+        if !self.interfaces.synced {
+            return;
+        }
+        for group in &mut self.groups {
+            if group.is_kernel() && group.name() == name {
+                group.settle(now, &self.interfaces, out);
             }
         }
     }
 
     /// Brings every port in line with the interfaces after a snapshot.
-    fn resync(&mut self, now: Instant, out: &mut Vec<What>) {
+    fn resync(&mut self, now: Instant, out: &mut Output) {
         let interfaces = &self.interfaces;
         for group in &mut self.groups {
-            group.sync_links(now, |name| interfaces.link(name), out);
-            group.evaluate(now, out);
-        }
-    }
-
-    fn tick(&mut self, now: Instant, out: &mut Vec<What>) {
-        for group in &mut self.groups {
-            group.expire_dampings(now, out);
-            if self.interfaces.synced {
-                group.evaluate(now, out);
+            if !group.is_kernel() {
+                group.sync_links(now, |name| interfaces.link(name), &mut out.events);
             }
+            group.settle(now, interfaces, out);
         }
     }
 
-    /// Reports a kernel that refused to make a port active.
+    fn tick(&mut self, now: Instant, out: &mut Output) {
+        for group in &mut self.groups {
+            group.expire_dampings(now, &mut out.events);
+            group.settle(now, &self.interfaces, out);
+        }
+    }
+
+    /// Takes the kernel's answer to an action. Without a kernel aggregate
+    /// only a failure is reported; a group dropped by a reload meanwhile
+    /// is no longer reported on.
     fn action_done(
         &mut self,
+        now: Instant,
         group: &str,
         port: &str,
         result: Result<(), String>,
-        out: &mut Vec<What>,
+        out: &mut Output,
     ) {
-        let Err(error) = result else {
+        let Ok(index) = self.group_index(group) else {
             return;
         };
-        // A group dropped by a reload meanwhile is no longer reported on.
-        if self.group(group).is_some() {
-            out.push(What {
+        let group = &mut self.groups[index];
+        if group.is_kernel() {
+            group.action_done(now, port, result, &mut out.events);
+            group.settle(now, &self.interfaces, out);
+        } else if let Err(error) = result {
+            out.events.push(What {
                 error: Some(error),
-                ..What::port(group, Kind::EnforceFailed, port)
+                ..What::port(group.name(), Kind::EnforceFailed, port)
             });
         }
     }
@@ -366,14 +507,12 @@ impl Engine {
         now: Instant,
         group: &str,
         port: Option<&str>,
-        out: &mut Vec<What>,
+        out: &mut Output,
     ) -> Result<(), String> {
-        let synced = self.interfaces.synced;
-        let group = self.group_mut(group)?;
+        let index = self.group_index(group)?;
+        let group = &mut self.groups[index];
         group.set_operator(port)?;
-        if synced {
-            group.evaluate(now, out);
-        }
+        group.settle(now, &self.interfaces, out);
         Ok(())
     }
 
@@ -384,16 +523,13 @@ impl Engine {
         now: Instant,
         group: Option<&str>,
         port: Option<&str>,
-        out: &mut Vec<What>,
+        out: &mut Output,
     ) -> Result<(), String> {
         let targets = self.clear_damping_targets(group, port)?;
-        let synced = self.interfaces.synced;
         for index in targets {
             let group = &mut self.groups[index];
-            group.clear_damping(now, port, out)?;
-            if synced {
-                group.evaluate(now, out);
-            }
+            group.clear_damping(now, port, &mut out.events)?;
+            group.settle(now, &self.interfaces, out);
         }
         Ok(())
     }
@@ -425,10 +561,5 @@ impl Engine {
             .iter()
             .position(|group| group.name() == name)
             .ok_or_else(|| format!("no group {name}"))
-    }
-
-    fn group_mut(&mut self, name: &str) -> Result<&mut Group, String> {
-        let index = self.group_index(name)?;
-        Ok(&mut self.groups[index])
     }
 }

@@ -159,6 +159,33 @@ impl Port {
         })
     }
 
+    /// Takes a link state without reporting it or counting a transition:
+    /// a port the engine took out of service changes link because of
+    /// that, not because it flaps. Returns whether the link changed.
+    pub(crate) fn set_link_quietly(&mut self, now: Instant, link: PortLink) -> bool {
+        if link == self.link || link == PortLink::Unknown {
+            return false;
+        }
+        self.link = link;
+        self.since = Some(now);
+        self.steady_since = Some(now);
+        true
+    }
+
+    /// Forgets the link (the aggregate holding the port is gone): the next
+    /// state learned is a first one again. The flap history stays.
+    pub(crate) fn forget_link(&mut self) {
+        self.link = PortLink::Unknown;
+        self.since = None;
+        self.steady_since = None;
+    }
+
+    /// Whether the port is damped: not trusted, whatever its link, so a
+    /// kernel aggregate is steered away from it.
+    pub fn damped(&self) -> bool {
+        self.flaps.until().is_some()
+    }
+
     /// Takes a reloaded policy and applies it at once to the history, so
     /// a tightened threshold can damp the port now.
     pub(crate) fn set_policy(&mut self, now: Instant, policy: FlapDamping) -> Option<Damped> {

@@ -15,15 +15,20 @@ use crate::platform::{Link, LinkState};
 /// The group most tests use.
 const G: &str = "lagg0";
 /// Damping window of the test configs.
-const WINDOW_MS: u64 = 10_000;
+pub(super) const WINDOW_MS: u64 = 10_000;
 /// Base damping hold of the test configs.
-const HOLD_MS: u64 = 60_000;
+pub(super) const HOLD_MS: u64 = 60_000;
 
-fn ms(millis: u64) -> Duration {
+pub(super) fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
 }
 
-fn group_cfg(name: &str, ports: &[&str], preempt_delay_ms: u64, max_flaps: u32) -> GroupConfig {
+pub(super) fn group_cfg(
+    name: &str,
+    ports: &[&str],
+    preempt_delay_ms: u64,
+    max_flaps: u32,
+) -> GroupConfig {
     GroupConfig {
         name: name.to_owned(),
         driver: Driver::None,
@@ -39,7 +44,7 @@ fn group_cfg(name: &str, ports: &[&str], preempt_delay_ms: u64, max_flaps: u32) 
     }
 }
 
-fn config(groups: Vec<GroupConfig>) -> Arc<Config> {
+pub(super) fn config(groups: Vec<GroupConfig>) -> Arc<Config> {
     Arc::new(Config {
         path: PathBuf::from("laggmond.yml"),
         socket: PathBuf::from("laggmond.sock"),
@@ -61,7 +66,7 @@ fn cfg(ports: &[&str], preempt_delay_ms: u64, max_flaps: u32) -> Arc<Config> {
     config(vec![group_cfg(G, ports, preempt_delay_ms, max_flaps)])
 }
 
-fn link(name: &str, up: bool) -> Link {
+pub(super) fn link(name: &str, up: bool) -> Link {
     Link {
         index: 1,
         name: name.to_owned(),
@@ -70,7 +75,7 @@ fn link(name: &str, up: bool) -> Link {
     }
 }
 
-fn snapshot(links: &[(&str, bool)]) -> Input {
+pub(super) fn snapshot(links: &[(&str, bool)]) -> Input {
     let links = links.iter().map(|(name, up)| link(name, *up)).collect();
     Input::Platform(Update::Snapshot(links))
 }
