@@ -130,7 +130,7 @@ fn supported_here(config: &Config) -> Result<(), String> {
             Driver::None => None,
             Driver::Lagg if !cfg!(target_os = "freebsd") => Some("lagg(4) exists only on FreeBSD"),
             Driver::Bond if !cfg!(target_os = "linux") => Some("bonding exists only on Linux"),
-            Driver::Lagg | Driver::Bond => Some("this driver is not supported yet"),
+            Driver::Lagg | Driver::Bond => None,
         };
         if let Some(why) = missing {
             return Err(format!(
@@ -150,9 +150,15 @@ fn start_platform() -> Result<PlatformHandle, String> {
         .map_err(|e| format!("cannot open the rtnetlink socket: {e}"))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "freebsd")]
 fn start_platform() -> Result<PlatformHandle, String> {
-    Err("no platform support for this operating system yet".to_owned())
+    platform::freebsd::spawn(platform::freebsd::Options::default())
+        .map_err(|e| format!("cannot open the routing socket: {e}"))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn start_platform() -> Result<PlatformHandle, String> {
+    Err("no platform support for this operating system".to_owned())
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

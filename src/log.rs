@@ -79,6 +79,13 @@ fn filter_from_env() -> Result<Targets, String> {
 }
 
 impl Logger {
+    /// A logger for a daemon run inside another program (a test): event
+    /// lines go to `out`, syslog only when the config asks for it, and no
+    /// global `tracing` subscriber is installed.
+    pub fn embedded(out: Box<dyn Write + Send>) -> Logger {
+        Logger::new(true, Some(out))
+    }
+
     fn new(foreground: bool, stderr: Option<Box<dyn Write + Send>>) -> Logger {
         Logger {
             foreground,

@@ -10,6 +10,8 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
@@ -605,21 +607,195 @@ fn other_modes_and_kernel_preemption_are_reported() {
     });
 }
 
-/// Later tests run the daemon itself in the VM: its binary is there, at
-/// the path the VM script gives and the build recorded alike.
+/// The real daemon on a real bond: failover, failback after the
+/// hold-down, damping, operator and external changes, membership and the
+/// bond itself coming and going, each read back from the kernel.
 #[test]
-fn the_daemon_binary_runs_in_the_vm() {
+fn the_daemon_watches_and_steers_a_real_bond() {
     if !in_a_bonding_vm() {
         return;
     }
-    let compiled_in = env!("CARGO_BIN_EXE_laggmond");
-    let given = std::env::var("LAGGMOND_BIN").expect("the VM script sets LAGGMOND_BIN");
-    assert_eq!(given, compiled_in);
-    let output = std::process::Command::new(&given)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {given}: {error}"));
-    assert!(output.status.success(), "{given} --version failed");
-    let version = String::from_utf8_lossy(&output.stdout);
-    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    let _cleanup = Cleanup(vec!["bond5", "eth5", "eth6"]);
+    let bond = || {
+        run(active_backup_bond(
+            "bond5",
+            &[("eth5", "peer5"), ("eth6", "peer6")],
+            "",
+        ))
+    };
+    bond();
+    run(sysfs_becomes("bond5/bonding/active_slave", "eth5"));
+    let files = common::Files::new();
+    files.write_config(
+        "groups:\n  bond5:\n    driver: bond\n    ports: [eth5, eth6]\n    preempt_delay: 1s\n    \
+         flap_damping: {max_flaps: 3, window: 30s, hold: 3s}\n",
+    );
+    let daemon = common::Daemon::start_here(&files);
+    let group = daemon.group("bond5");
+    assert_eq!(group["driver"], "bond", "{group}");
+    assert_eq!(group["active"], "eth5", "{group}");
+    assert_eq!(group["healthy"], true, "{group}");
+    let kernel_active = || sysfs("bond5/bonding/active_slave");
+    let kind = |kind: &'static str| move |e: &serde_json::Value| e["kind"] == kind;
+
+    // The primary's peer goes down: the bond fails over, laggmond says why.
+    let seq = daemon.last_seq();
+    let pulled = common::wall_ms();
+    run(ip("link set peer5 down"));
+    let failover = daemon
+        .wait_event(seq, PROMPT, kind("failover"))
+        .expect("failover within 1 s");
+    assert_eq!(failover["from"], "eth5", "{failover}");
+    assert_eq!(failover["to"], "eth6", "{failover}");
+    assert_eq!(failover["cause"], "link_down", "{failover}");
+    println!(
+        "daemon: peer down -> failover event {} ms; kernel failover notification logged {}",
+        common::event_ms(&failover).saturating_sub(pulled),
+        kernel_notice_after(&daemon.log_text(), pulled)
+            .map_or("never".to_owned(), |ms| format!("{ms} ms"))
+    );
+    assert_eq!(kernel_active(), "eth6");
+
+    // Back up: port_up, then after the 1 s hold-down laggmond moves the
+    // bond back (it would stay on eth6 by itself).
+    let seq = daemon.last_seq();
+    run(ip("link set peer5 up"));
+    let up = daemon
+        .wait_event(seq, WAIT, |e| e["kind"] == "port_up" && e["port"] == "eth5")
+        .expect("port_up");
+    let back = daemon
+        .wait_event(seq, WAIT, kind("failover"))
+        .expect("failback");
+    assert_eq!(back["to"], "eth5", "{back}");
+    assert_eq!(back["cause"], "preempt", "{back}");
+    assert!(
+        common::event_ms(&back) >= common::event_ms(&up) + 950,
+        "{up} {back}"
+    );
+    assert!(daemon
+        .wait_event(seq, WAIT, kind("primary_restored"))
+        .is_some());
+    assert_eq!(kernel_active(), "eth5");
+
+    // An operator moves it; the kernel follows and it sticks.
+    let seq = daemon.last_seq();
+    let moved = daemon.cli(&["set-active", "bond5", "eth6"]);
+    assert!(moved.status.success(), "{moved:?}");
+    let operator = daemon
+        .wait_event(seq, WAIT, kind("failover"))
+        .expect("operator failover");
+    assert_eq!(operator["cause"], "operator", "{operator}");
+    assert_eq!(kernel_active(), "eth6");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        kernel_active(),
+        "eth6",
+        "an operator's choice is not preempted"
+    );
+    let seq = daemon.last_seq();
+    assert!(daemon
+        .cli(&["set-active", "bond5", "--clear"])
+        .status
+        .success());
+    let back = daemon
+        .wait_event(seq, WAIT, kind("failover"))
+        .expect("back after clear");
+    assert_eq!(back["to"], "eth5", "{back}");
+    assert_eq!(kernel_active(), "eth5");
+
+    // Another tool changes the active slave: reported as external, and
+    // the priority comes back only after the hold-down.
+    let seq = daemon.last_seq();
+    let changed = common::wall_ms();
+    run(ip("link set bond5 type bond active_slave eth6"));
+    let external = daemon
+        .wait_event(seq, WAIT, kind("failover"))
+        .expect("external change");
+    assert_eq!(external["cause"], "external", "{external}");
+    let restored = daemon
+        .wait_event(
+            external["seq"].as_u64().unwrap_or(0),
+            WAIT,
+            kind("failover"),
+        )
+        .expect("priority restored");
+    assert_eq!(restored["to"], "eth5", "{restored}");
+    assert!(common::event_ms(&restored) >= changed + 950, "{restored}");
+    assert_eq!(kernel_active(), "eth5");
+
+    // Flapping: damped, no failback while damped, then back.
+    let seq = daemon.last_seq();
+    for state in ["down", "up", "down", "up"] {
+        run(ip(&format!("link set peer5 {state}")));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let flapping = daemon
+        .wait_event(seq, WAIT, kind("flapping"))
+        .expect("flapping");
+    assert_eq!(flapping["port"], "eth5", "{flapping}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(kernel_active(), "eth6", "no failback while damped");
+    let cleared = daemon
+        .wait_event(seq, WAIT, kind("flap_cleared"))
+        .expect("flap_cleared");
+    let back = daemon
+        .wait_event(cleared["seq"].as_u64().unwrap_or(0), WAIT, kind("failover"))
+        .expect("failback after damping");
+    assert_eq!(back["to"], "eth5", "{back}");
+    assert_eq!(kernel_active(), "eth5");
+
+    // A slave leaves the bond and comes back.
+    let seq = daemon.last_seq();
+    run(ip("link set eth6 nomaster"));
+    let missing = daemon
+        .wait_event(seq, WAIT, |e| {
+            e["kind"] == "port_missing" && e["port"] == "eth6"
+        })
+        .expect("port_missing eth6");
+    run(ip("link set eth6 down"));
+    run(ip("link set eth6 master bond5"));
+    run(ip("link set eth6 up"));
+    daemon
+        .wait_event(missing["seq"].as_u64().unwrap_or(0), WAIT, |e| {
+            e["kind"] == "port_found" && e["port"] == "eth6"
+        })
+        .expect("port_found eth6");
+
+    // The bond itself is deleted and created again.
+    let seq = daemon.last_seq();
+    run(ip("link del bond5"));
+    let gone = daemon
+        .wait_event(seq, WAIT, |e| {
+            e["kind"] == "port_missing" && e["port"] == "bond5"
+        })
+        .expect("bond5 missing");
+    bond();
+    daemon
+        .wait_event(gone["seq"].as_u64().unwrap_or(0), WAIT, |e| {
+            e["kind"] == "port_found" && e["port"] == "bond5"
+        })
+        .expect("bond5 found again");
+    assert!(
+        common::wait_for(WAIT, || daemon.group("bond5")["active"] == "eth5"),
+        "{}",
+        daemon.group("bond5")
+    );
+    println!("--- laggmond status on a real bond ---");
+    println!(
+        "{}",
+        String::from_utf8_lossy(&daemon.cli(&["status"]).stdout)
+    );
+}
+
+/// Milliseconds from `since` (epoch ms) to the daemon's first debug line
+/// about the kernel's own failover notification after it.
+fn kernel_notice_after(log: &str, since: u64) -> Option<u64> {
+    log.lines()
+        .filter(|line| line.contains(FAILOVER_NOTICE))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|time| humantime::parse_rfc3339(time).ok())
+        .filter_map(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .find(|&ms| ms >= since)
+        .map(|ms| ms - since)
 }

@@ -201,9 +201,22 @@ impl Daemon {
     /// Starts the daemon in `ns` with the files' config, socket and
     /// pidfile, and waits until it answers `status`.
     pub fn start(ns: &Netns, files: &Files) -> Daemon {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &ns.name, LAGGMOND]);
+        Daemon::spawn(command, files)
+    }
+
+    /// Starts the daemon in this process's own network namespace (inside
+    /// a throw-away VM, which is isolation enough).
+    pub fn start_here(files: &Files) -> Daemon {
+        Daemon::spawn(Command::new(LAGGMOND), files)
+    }
+
+    /// Runs `command` (which ends in the laggmond binary) with `run -f`.
+    fn spawn(mut command: Command, files: &Files) -> Daemon {
         let log = fs::File::create(files.log()).expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, LAGGMOND, "run", "-f", "-c"])
+        let child = command
+            .args(["run", "-f", "-c"])
             .arg(files.config())
             .arg("--pidfile")
             .arg(files.pidfile())
