@@ -483,7 +483,7 @@ fn hooks_are_checked() {
         "6:22: hooks[0].on: unknown event kind `fail`; expected one of: port_down, port_up, \
          failover, all_ports_down, group_recovered, primary_restored, enforce_failed, \
          enforcing, flapping, flap_cleared, port_missing, port_found, port_unexpected, \
-         config_reloaded, config_rejected",
+         unsupported_mode, config_reloaded, config_rejected",
     );
     assert_error(
         &hook("{ on: [failover], run: [notify-send, hi] }"),

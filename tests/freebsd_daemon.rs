@@ -44,7 +44,8 @@ impl std::io::Write for Sink {
 
 impl Bench {
     /// `lagg0` in failover over `ports` (the first is MASTER), all up,
-    /// watched with a 1 s hold-down.
+    /// watched with a 1 s hold-down. Damping starts only past 10 link
+    /// changes: a detach and attach alone makes five.
     async fn start(ports: &[&str]) -> Bench {
         let kernel = FakeLaggKernel::new();
         for port in ports {
@@ -64,7 +65,7 @@ impl Bench {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("laggmond.yml");
         let yaml = format!(
-            "socket: {}\ngroups:\n  lagg0:\n    driver: lagg\n    ports: [{}]\n    preempt_delay: 1s\n",
+            "socket: {}\ngroups:\n  lagg0:\n    driver: lagg\n    ports: [{}]\n    preempt_delay: 1s\n    flap_damping: {{max_flaps: 10, window: 60s, hold: 5m}}\n",
             dir.path().join("laggmond.sock").display(),
             ports.join(", ")
         );
