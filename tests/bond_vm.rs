@@ -616,14 +616,11 @@ fn the_daemon_watches_and_steers_a_real_bond() {
         return;
     }
     let _cleanup = Cleanup(vec!["bond5", "eth5", "eth6"]);
-    let bond = || {
-        run(active_backup_bond(
-            "bond5",
-            &[("eth5", "peer5"), ("eth6", "peer6")],
-            "",
-        ))
-    };
-    bond();
+    run(active_backup_bond(
+        "bond5",
+        &[("eth5", "peer5"), ("eth6", "peer6")],
+        "",
+    ));
     run(sysfs_becomes("bond5/bonding/active_slave", "eth5"));
     let files = common::Files::new();
     files.write_config(
@@ -769,7 +766,15 @@ fn the_daemon_watches_and_steers_a_real_bond() {
             e["kind"] == "port_missing" && e["port"] == "bond5"
         })
         .expect("bond5 missing");
-    bond();
+    // The ports outlive their bond: enslave them to the new one.
+    run(async {
+        ip("link add bond5 type bond mode active-backup miimon 10").await;
+        for port in ["eth5", "eth6"] {
+            ip(&format!("link set {port} down")).await;
+            ip(&format!("link set {port} master bond5")).await;
+        }
+        ip("link set bond5 up").await;
+    });
     daemon
         .wait_event(gone["seq"].as_u64().unwrap_or(0), WAIT, |e| {
             e["kind"] == "port_found" && e["port"] == "bond5"
