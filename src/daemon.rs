@@ -37,6 +37,9 @@ pub const EXIT_CONFIG: u8 = 78;
 /// Default pidfile; rc.d and the systemd unit use it too.
 pub const DEFAULT_PIDFILE: &str = "/var/run/laggmond.pid";
 
+/// How long shutdown waits for the kernel to bring held-down ports back.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// How many events a live follower may fall behind before it is dropped.
 const FOLLOW_QUEUE: usize = 1024;
 
@@ -329,10 +332,39 @@ impl Daemon {
     }
 
     /// Closes the control socket, stops hooks, removes the socket file.
-    async fn stop(self) {
+    /// Gives back the ports laggmond took out of service, closes the
+    /// control socket, stops hooks and removes the socket file.
+    async fn stop(mut self) {
+        self.release_ports().await;
         self.control.close().await;
         self.hooks.shutdown().await;
         tracing::info!("laggmond stopped");
+    }
+
+    /// Brings back every port the engine holds down (lagg damping), and
+    /// waits a little for the kernel's answers: a port must not stay down
+    /// because laggmond stopped.
+    async fn release_ports(&mut self) {
+        let output = self.engine.shutdown();
+        if output.actions.is_empty() {
+            return;
+        }
+        self.apply(output);
+        let answers = async {
+            while let Some(done) = self.actions.join_next().await {
+                if let Ok(Input::ActionDone {
+                    port,
+                    result: Err(error),
+                    ..
+                }) = done
+                {
+                    tracing::error!("could not bring {port} back into service: {error}");
+                }
+            }
+        };
+        if tokio::time::timeout(RELEASE_WAIT, answers).await.is_err() {
+            tracing::error!("the kernel did not answer in time; some ports may still be down");
+        }
     }
 
     /// Passes one input to the engine and carries out what it says.

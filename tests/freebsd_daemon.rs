@@ -13,7 +13,7 @@ use laggmond::control::protocol::{Reply, Request};
 use laggmond::daemon::Daemon;
 use laggmond::event::{Cause, Event, Kind};
 use laggmond::log::Logger;
-use laggmond::platform::freebsd::abi::LAGG_PROTO_FAILOVER;
+use laggmond::platform::freebsd::abi::{IFF_UP, LAGG_PROTO_FAILOVER};
 use laggmond::platform::freebsd::fake::{FakeLaggKernel, KernelCall};
 use laggmond::platform::freebsd::{spawn_with, LaggKernel, Options, SettleTime};
 use laggmond::status::GroupStatus;
@@ -44,9 +44,9 @@ impl std::io::Write for Sink {
 
 impl Bench {
     /// `lagg0` in failover over `ports` (the first is MASTER), all up,
-    /// watched with a 1 s hold-down. Damping starts only past 10 link
-    /// changes: a detach and attach alone makes five.
-    async fn start(ports: &[&str]) -> Bench {
+    /// watched with a 1 s hold-down; a port is damped past `max_flaps`
+    /// link changes in a minute (a detach and attach alone makes five).
+    async fn start(ports: &[&str], max_flaps: u32) -> Bench {
         let kernel = FakeLaggKernel::new();
         for port in ports {
             kernel.attach(port);
@@ -65,7 +65,7 @@ impl Bench {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("laggmond.yml");
         let yaml = format!(
-            "socket: {}\ngroups:\n  lagg0:\n    driver: lagg\n    ports: [{}]\n    preempt_delay: 1s\n    flap_damping: {{max_flaps: 10, window: 60s, hold: 5m}}\n",
+            "socket: {}\ngroups:\n  lagg0:\n    driver: lagg\n    ports: [{}]\n    preempt_delay: 1s\n    flap_damping: {{max_flaps: {max_flaps}, window: 60s, hold: 5m}}\n",
             dir.path().join("laggmond.sock").display(),
             ports.join(", ")
         );
@@ -165,7 +165,7 @@ fn failover(e: &Event) -> bool {
 
 #[tokio::test]
 async fn seed_server_em0_bge0() {
-    let bench = Bench::start(&["em0", "bge0"]).await;
+    let bench = Bench::start(&["em0", "bge0"], 10).await;
     let group = bench.group().await.expect("lagg0");
     assert_eq!(group.active.as_deref(), Some("em0"));
     assert_eq!(group.driver, "lagg");
@@ -236,7 +236,7 @@ async fn seed_server_em0_bge0() {
 
 #[tokio::test]
 async fn seed_laptop_em0_wlan0() {
-    let bench = Bench::start(&["em0", "wlan0"]).await;
+    let bench = Bench::start(&["em0", "wlan0"], 10).await;
     let seq = bench.last_seq().await;
     bench.kernel.set_carrier("em0", false);
     let e = bench.event(seq, "failover to wlan0", failover).await;
@@ -251,4 +251,49 @@ async fn seed_laptop_em0_wlan0() {
     let group = bench.group().await.expect("lagg0");
     assert_eq!(group.active.as_deref(), Some("em0"));
     bench.stop().await;
+}
+
+/// A flapping lagg port is taken out of service by clearing `IFF_UP`
+/// (lagg uses only admin-up ports), and given back when laggmond stops.
+#[tokio::test]
+async fn a_flapping_port_is_held_down_and_given_back_at_exit() {
+    let bench = Bench::start(&["em0", "bge0"], 3).await;
+    let seq = bench.last_seq().await;
+    for up in [false, true, false, true] {
+        bench.kernel.set_carrier("em0", up);
+    }
+    let flapping = bench
+        .event(seq, "flapping", |e| e.what.kind == Kind::Flapping)
+        .await;
+    assert_eq!(flapping.what.port.as_deref(), Some("em0"));
+    let admin = |up: bool| {
+        move |call: &KernelCall| {
+            matches!(call, KernelCall::SetInterfaceFlags { name, flags }
+                if name == "em0" && (flags & IFF_UP != 0) == up)
+        }
+    };
+    for _ in 0..250 {
+        if bench.kernel.calls().iter().any(admin(false)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        bench.kernel.calls().iter().any(admin(false)),
+        "em0 taken down: {:?}",
+        bench.kernel.calls()
+    );
+    let group = bench.group().await.expect("lagg0");
+    assert_eq!(group.active.as_deref(), Some("bge0"), "{group:?}");
+    assert!(!bench.kernel.calls().iter().any(admin(true)));
+
+    let kernel = bench.kernel.clone();
+    bench.stop().await;
+    assert!(
+        kernel.calls().iter().any(admin(true)),
+        "em0 given back at exit: {:?}",
+        kernel.calls()
+    );
+    let em0 = kernel.interface_now("em0").expect("em0");
+    assert_ne!(em0.flags & IFF_UP, 0, "em0 is admin-up again");
 }
