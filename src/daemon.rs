@@ -243,6 +243,8 @@ pub struct Daemon {
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
     actions: JoinSet<Input>,
+    /// The slow periodic full resync with the kernel.
+    resync: tokio::time::Interval,
     /// Groups already warned about by [`Daemon::check_kernel_policy`].
     warned: HashSet<String>,
     shutdown: CancellationToken,
@@ -273,6 +275,7 @@ impl Daemon {
         let control = ControlSocket::open(&config, control_tx.clone(), bus.sender.clone())?;
         let now = Instant::now();
         Ok(Daemon {
+            resync: resync_timer(config.resync_interval),
             engine: Engine::new(config.clone()),
             hooks: hooks::spawn(config.hooks.clone()),
             config,
@@ -300,7 +303,6 @@ impl Daemon {
             self.config.path.display()
         );
         let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
-        let mut resync = resync_timer(self.config.resync_interval);
         let result = loop {
             let deadline = self.engine.next_deadline();
             tokio::select! {
@@ -310,16 +312,11 @@ impl Daemon {
                     None => break Err("the kernel monitor stopped".to_owned()),
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => self.feed(Input::Tick),
-                _ = resync.tick() => self.request_resync(),
-                Some(request) = self.control_rx.recv() => {
-                    if let Some(interval) = self.answer(request) {
-                        resync = resync_timer(interval);
-                    }
-                }
+                _ = self.resync.tick() => self.request_resync(),
+                Some(request) = self.control_rx.recv() => self.answer(request),
                 _ = hup.recv() => {
-                    if let Some(interval) = self.reload() {
-                        resync = resync_timer(interval);
-                    }
+                    // A refused file is logged and published as an event.
+                    let _ = self.reload();
                 }
                 Some(done) = self.actions.join_next() => match done {
                     Ok(input) => self.feed(input),
@@ -331,7 +328,6 @@ impl Daemon {
         result
     }
 
-    /// Closes the control socket, stops hooks, removes the socket file.
     /// Gives back the ports laggmond took out of service, closes the
     /// control socket, stops hooks and removes the socket file.
     async fn stop(mut self) {
@@ -472,14 +468,9 @@ impl Daemon {
     }
 
     /// SIGHUP or `reload`: a good file replaces the config and keeps all
-    /// state; a bad one is logged with its location and changes nothing.
-    /// Returns the new resync interval when it changed.
-    fn reload(&mut self) -> Option<Duration> {
-        self.try_reload().unwrap_or_default()
-    }
-
-    /// [`Daemon::reload`] that also tells the caller why it failed.
-    fn try_reload(&mut self) -> Result<Option<Duration>, String> {
+    /// state; a bad one is logged with its location, published as
+    /// `config_rejected`, and changes nothing. The error says why.
+    fn reload(&mut self) -> Result<(), String> {
         let config = match load_config(&self.config.path) {
             Ok(config) => Arc::new(config),
             Err(message) => {
@@ -494,7 +485,9 @@ impl Daemon {
         if config.socket != self.config.socket || config.socket_group != self.config.socket_group {
             tracing::warn!("socket and socket_group changes take effect at restart");
         }
-        let old_interval = self.config.resync_interval;
+        if config.resync_interval != self.config.resync_interval {
+            self.resync = resync_timer(config.resync_interval);
+        }
         self.logger.configure(&config.log);
         self.hooks.reconfigure(config.hooks.clone());
         self.bus.resize(config.history);
@@ -504,13 +497,11 @@ impl Daemon {
             .reopen_if_gone(&self.config, &self.control_tx, &self.bus.sender);
         self.publish(What::global(Kind::ConfigReloaded));
         self.apply(output);
-        Ok((self.config.resync_interval != old_interval).then_some(self.config.resync_interval))
+        Ok(())
     }
 
-    /// Answers one control request. Returns a new resync interval when a
-    /// reload changed it.
-    fn answer(&mut self, request: ControlRequest) -> Option<Duration> {
-        let mut new_interval = None;
+    /// Answers one control request.
+    fn answer(&mut self, request: ControlRequest) {
         let reply = match request.request {
             Request::Status { group } => self.status_reply(group.as_deref()),
             Request::Events { n, .. } => Reply {
@@ -525,11 +516,8 @@ impl Daemon {
                 )),
                 ..Reply::ok()
             },
-            Request::Reload => match self.try_reload() {
-                Ok(interval) => {
-                    new_interval = interval;
-                    Reply::ok()
-                }
+            Request::Reload => match self.reload() {
+                Ok(()) => Reply::ok(),
                 Err(message) => Reply::error(message),
             },
             Request::SetActive { group, port } => self.command(Command::SetActive { group, port }),
@@ -537,8 +525,8 @@ impl Daemon {
                 self.command(Command::ClearDamping { group, port })
             }
         };
+        // The client may have gone; nothing to do then.
         let _ = request.reply.send(reply);
-        new_interval
     }
 
     fn command(&mut self, command: Command) -> Reply {
