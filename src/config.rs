@@ -323,7 +323,7 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     if metadata.len() > MAX_FILE_BYTES as u64 {
         return Err(fail(too_large()));
     }
-    let file = fs::File::open(path).map_err(|e| fail(io_message(&e)))?;
+    let file = open_for_reading(path).map_err(|e| fail(io_message(&e)))?;
     let mut bytes = Vec::new();
     // Bounded even if the file grew since, or is a device.
     file.take(MAX_FILE_BYTES as u64 + 1)
@@ -343,6 +343,23 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
             }],
         )
     })
+}
+
+/// Opens `path` for reading without waiting for a writer: a plain open of
+/// a FIFO nobody writes to blocks forever, which would hang `check-config`
+/// and, on reload, the whole daemon loop. Reads are blocking again once it
+/// is open; a FIFO without a writer then reads as empty.
+fn open_for_reading(path: &Path) -> io::Result<fs::File> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(file)
 }
 
 /// The position just after `valid`, a UTF-8 prefix of the file.

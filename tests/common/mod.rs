@@ -397,3 +397,41 @@ pub fn lines(path: &Path) -> Vec<String> {
         .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
         .unwrap_or_default()
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// How many file descriptors process `pid` has open.
+pub fn fd_count(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+/// The children of process `pid` as `(pid, state, command)`, from
+/// `/proc/*/stat`; state `Z` is a zombie nobody has reaped.
+pub fn children_of(pid: i32) -> Vec<(i32, char, String)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|child| {
+            let stat = fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // `PID (COMMAND) STATE PPID ...`; the command may hold spaces.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let command = head.split_once('(')?.1.to_owned();
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let parent: i32 = fields.next()?.parse().ok()?;
+            (parent == pid).then_some((child, state, command))
+        })
+        .collect()
+}
