@@ -137,11 +137,6 @@ impl Group {
         self.config.driver != Driver::None
     }
 
-    /// Whether news about interface `name` concerns this group.
-    pub(crate) fn concerns(&self, name: &str) -> bool {
-        self.has_port(name) || (self.is_kernel() && name == self.name())
-    }
-
     /// Brings the group in line with what is known at `now`: applies the
     /// policy, or follows the kernel's aggregate.
     pub(crate) fn settle(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {

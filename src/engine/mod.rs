@@ -244,6 +244,10 @@ pub struct Output {
 pub struct Engine {
     config: Arc<Config>,
     groups: Vec<Group>,
+    /// The groups each interface name concerns (their ports, and a kernel
+    /// group's own aggregate), so that news about one interface costs the
+    /// same however many groups there are.
+    by_interface: HashMap<String, Vec<usize>>,
     interfaces: Interfaces,
 }
 
@@ -277,9 +281,10 @@ impl Engine {
     /// An engine that knows nothing of the kernel yet: every port is
     /// [`PortLink::Unknown`] until the first [`Update::Snapshot`].
     pub fn new(config: Arc<Config>) -> Engine {
-        let groups = config.groups.iter().cloned().map(Group::new).collect();
+        let groups: Vec<Group> = config.groups.iter().cloned().map(Group::new).collect();
         Engine {
             config,
+            by_interface: index_by_interface(&groups),
             groups,
             interfaces: Interfaces::default(),
         }
@@ -372,6 +377,7 @@ impl Engine {
         for mut group in old {
             group.release_all(&self.interfaces, &mut out);
         }
+        self.by_interface = index_by_interface(&self.groups);
         self.config = config;
         out
     }
@@ -435,11 +441,13 @@ impl Engine {
             return;
         }
         let link = self.interfaces.link(name);
-        for group in &mut self.groups {
+        let Some(indexes) = self.by_interface.get(name) else {
+            return;
+        };
+        for &index in indexes {
+            let group = &mut self.groups[index];
             if group.is_kernel() {
-                if group.concerns(name) {
-                    group.settle(now, &self.interfaces, out);
-                }
+                group.settle(now, &self.interfaces, out);
             } else if group.set_link(now, name, link, &mut out.events) {
                 group.evaluate(now, &mut out.events);
             }
@@ -451,7 +459,11 @@ impl Engine {
         if !self.interfaces.synced {
             return;
         }
-        for group in &mut self.groups {
+        let Some(indexes) = self.by_interface.get(name) else {
+            return;
+        };
+        for &index in indexes {
+            let group = &mut self.groups[index];
             if group.is_kernel() && group.name() == name {
                 group.settle(now, &self.interfaces, out);
             }
@@ -562,4 +574,20 @@ impl Engine {
             .position(|group| group.name() == name)
             .ok_or_else(|| format!("no group {name}"))
     }
+}
+
+/// Maps every interface name to the groups it concerns, in group order.
+fn index_by_interface(groups: &[Group]) -> HashMap<String, Vec<usize>> {
+    let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, group) in groups.iter().enumerate() {
+        let aggregate = group.is_kernel().then(|| group.name());
+        let ports = group.ports().iter().map(|port| port.name());
+        for name in ports.chain(aggregate) {
+            let groups = map.entry(name.to_owned()).or_default();
+            if !groups.contains(&index) {
+                groups.push(index);
+            }
+        }
+    }
+    map
 }
