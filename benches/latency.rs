@@ -32,7 +32,11 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
+mod support;
+
+#[cfg(target_os = "linux")]
 mod linux {
+    use super::support::{lock, quantile, sh, start_daemon, wall_ns, Guard, Namespaces, Result};
     use std::collections::HashMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Write};
@@ -40,10 +44,10 @@ mod linux {
     use std::os::unix::fs::symlink;
     use std::os::unix::net::UnixStream;
     use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Command, Stdio};
     use std::sync::{Arc, Mutex};
     use std::thread;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
 
     /// The monitored port that is flapped.
     const PORT: &str = "lmport0";
@@ -54,8 +58,6 @@ mod linux {
     /// Where the hook and netplug's script record their start times.
     const HOOK_TIMES: &str = "hook.times";
     const NETPLUG_TIMES: &str = "netplug.times";
-
-    type Result<T> = std::result::Result<T, String>;
 
     pub fn main() {
         let args: Vec<String> = std::env::args().collect();
@@ -77,13 +79,6 @@ mod linux {
             eprintln!("latency: {error}");
             std::process::exit(1);
         }
-    }
-
-    /// Wall time in nanoseconds since the epoch.
-    fn wall_ns() -> i128 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128)
     }
 
     /// The hook and netplug's script: when this program runs as one of them,
@@ -112,83 +107,40 @@ mod linux {
         Some(if written.is_ok() { 0 } else { 1 })
     }
 
-    /// Runs a command to completion; its failure is an error naming it.
-    fn sh(argv: &[&str]) -> Result<()> {
-        let status = Command::new(argv[0])
-            .args(&argv[1..])
-            .status()
-            .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("{} failed: {status}", argv.join(" ")))
-        }
+    /// The two namespaces with the monitored port and a steady second one.
+    fn namespaces() -> Result<Namespaces> {
+        let namespaces = Namespaces::new("lmbench")?;
+        add_port(&namespaces, PORT, 7001)?;
+        add_port(&namespaces, STEADY, 7003)?;
+        Ok(namespaces)
     }
 
-    /// The two namespaces, deleted on drop.
-    struct Namespaces {
-        monitored: String,
-        peer: String,
-    }
-
-    impl Namespaces {
-        fn new() -> Result<Namespaces> {
-            let pid = std::process::id();
-            let namespaces = Namespaces {
-                monitored: format!("lmbench{pid}"),
-                peer: format!("lmbpeer{pid}"),
-            };
-            sh(&["ip", "netns", "add", &namespaces.monitored])?;
-            sh(&["ip", "netns", "add", &namespaces.peer])?;
-            namespaces.add_port(PORT, 7001)?;
-            namespaces.add_port(STEADY, 7003)?;
-            Ok(namespaces)
-        }
-
-        /// Port `name` with index `index` in the monitored namespace, its far
-        /// end of the same name with index `index + 1` in the peer namespace.
-        fn add_port(&self, name: &str, index: u32) -> Result<()> {
-            let (near, far) = (index.to_string(), (index + 1).to_string());
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                "name",
-                name,
-                "index",
-                &near,
-                "netns",
-                &self.monitored,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                name,
-                "index",
-                &far,
-                "netns",
-                &self.peer,
-            ])?;
-            sh(&["ip", "-n", &self.monitored, "link", "set", name, "up"])?;
-            sh(&["ip", "-n", &self.peer, "link", "set", name, "up"])
-        }
-    }
-
-    impl Drop for Namespaces {
-        fn drop(&mut self) {
-            let _ = sh(&["ip", "netns", "del", &self.monitored]);
-            let _ = sh(&["ip", "netns", "del", &self.peer]);
-        }
-    }
-
-    /// A child process killed and reaped on drop.
-    struct Guard(Child);
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    /// Port `name` with index `index` in the monitored namespace, its far
+    /// end of the same name with index `index + 1` in the peer namespace.
+    fn add_port(namespaces: &Namespaces, name: &str, index: u32) -> Result<()> {
+        let (near, far) = (index.to_string(), (index + 1).to_string());
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "name",
+            name,
+            "index",
+            &near,
+            "netns",
+            &namespaces.monitored,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name,
+            "index",
+            &far,
+            "netns",
+            &namespaces.peer,
+        ])?;
+        sh(&["ip", "-n", &namespaces.monitored, "link", "set", name, "up"])?;
+        sh(&["ip", "-n", &namespaces.peer, "link", "set", name, "up"])
     }
 
     /// Timestamps (wall ns) of one observer, each with whether it saw the
@@ -204,7 +156,7 @@ mod linux {
         };
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let namespaces = Namespaces::new()?;
+        let namespaces = namespaces()?;
 
         let ip_seen: Seen = Arc::default();
         let _monitor = start_ip_monitor(&namespaces.monitored, ip_seen.clone())?;
@@ -227,12 +179,6 @@ mod linux {
         let netplug = read_times(&dir.path().join(NETPLUG_TIMES), "in", "out")?;
         report(&changes, &ip, &stream, &hooks, netplug.as_deref());
         Ok(())
-    }
-
-    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        mutex
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `ip -ts monitor link` in `netns`; records the time ip printed for each
@@ -338,31 +284,7 @@ mod linux {
             times = dir.join(HOOK_TIMES).display(),
         );
         fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = fs::File::create(dir.join("laggmond.log")).map_err(|e| format!("log: {e}"))?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                netns,
-                env!("CARGO_BIN_EXE_laggmond"),
-                "run",
-                "-f",
-                "-c",
-            ])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("laggmond: {e}"))?;
-        let guard = Guard(child);
-        let start = Instant::now();
-        while !socket.exists() {
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err("laggmond did not open its socket within 10 s".into());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(guard)
+        start_daemon(netns, &config, socket, &dir.join("laggmond.log"), None)
     }
 
     /// Follows the event stream on the control socket and stamps each
@@ -500,12 +422,6 @@ mod linux {
                     .map(|&(time, _)| (time - at) as f64 / 1e6)
             })
             .collect()
-    }
-
-    /// The value at quantile `q` of sorted `values` (nearest rank).
-    fn quantile(sorted: &[f64], q: f64) -> f64 {
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
     }
 
     fn print_row(label: &str, delays: &[Option<f64>]) {

@@ -29,17 +29,21 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
+mod support;
+
+#[cfg(target_os = "linux")]
 mod linux {
+    use super::support::{lock, quantile, start_daemon, wall_ns, Guard, Namespaces, Result};
     use std::collections::HashMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::net::UnixStream;
     use std::path::Path;
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Command, Stdio};
     use std::sync::{Arc, Mutex};
     use std::thread;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, Instant};
 
     /// Ports per group and groups: 64 ports in all.
     const PORTS_PER_GROUP: usize = 4;
@@ -47,8 +51,6 @@ mod linux {
     const PORTS: usize = PORTS_PER_GROUP * GROUPS;
     /// Interface index of the first monitored port; far ends are odd.
     const FIRST_INDEX: u32 = 8001;
-
-    type Result<T> = std::result::Result<T, String>;
 
     pub fn main() {
         let args: Vec<String> = std::env::args().collect();
@@ -74,32 +76,12 @@ mod linux {
         format!("st{index}")
     }
 
-    /// Wall time in nanoseconds since the epoch.
-    fn wall_ns() -> i128 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128)
-    }
-
     fn env_number(name: &str, default: u64) -> Result<u64> {
         match std::env::var(name) {
             Ok(value) => value
                 .parse()
                 .map_err(|_| format!("{name}={value}: not a number")),
             Err(_) => Ok(default),
-        }
-    }
-
-    /// Runs a command to completion; its failure is an error naming it.
-    fn sh(argv: &[&str]) -> Result<()> {
-        let status = Command::new(argv[0])
-            .args(&argv[1..])
-            .status()
-            .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("{} failed: {status}", argv.join(" ")))
         }
     }
 
@@ -126,56 +108,25 @@ mod linux {
         }
     }
 
-    /// The two namespaces, deleted on drop.
-    struct Namespaces {
-        monitored: String,
-        peer: String,
-    }
-
-    impl Namespaces {
-        /// Both namespaces and the [`PORTS`] veth pairs, every end up.
-        fn new() -> Result<Namespaces> {
-            let pid = std::process::id();
-            let namespaces = Namespaces {
-                monitored: format!("lmstorm{pid}"),
-                peer: format!("lmspeer{pid}"),
-            };
-            sh(&["ip", "netns", "add", &namespaces.monitored])?;
-            sh(&["ip", "netns", "add", &namespaces.peer])?;
-            let (monitored, peer) = (&namespaces.monitored, &namespaces.peer);
-            let (mut create, mut set_up) = (String::new(), String::new());
-            for port in 0..PORTS {
-                let name = port_name(port);
-                let near = FIRST_INDEX + 2 * port as u32;
-                let far = near + 1;
-                create.push_str(&format!(
-                    "link add name {name} index {near} netns {monitored} type veth \
-                     peer name {name} index {far} netns {peer}\n"
-                ));
-                set_up.push_str(&format!("link set {name} up\n"));
-            }
-            ip_batch(None, &create)?;
-            ip_batch(Some(monitored), &set_up)?;
-            ip_batch(Some(peer), &set_up)?;
-            Ok(namespaces)
+    /// Both namespaces and the [`PORTS`] veth pairs, every end up.
+    fn namespaces() -> Result<Namespaces> {
+        let namespaces = Namespaces::new("lmstorm")?;
+        let (monitored, peer) = (&namespaces.monitored, &namespaces.peer);
+        let (mut create, mut set_up) = (String::new(), String::new());
+        for port in 0..PORTS {
+            let name = port_name(port);
+            let near = FIRST_INDEX + 2 * port as u32;
+            let far = near + 1;
+            create.push_str(&format!(
+                "link add name {name} index {near} netns {monitored} type veth \
+                 peer name {name} index {far} netns {peer}\n"
+            ));
+            set_up.push_str(&format!("link set {name} up\n"));
         }
-    }
-
-    impl Drop for Namespaces {
-        fn drop(&mut self) {
-            let _ = sh(&["ip", "netns", "del", &self.monitored]);
-            let _ = sh(&["ip", "netns", "del", &self.peer]);
-        }
-    }
-
-    /// A child process killed and reaped on drop.
-    struct Guard(Child);
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+        ip_batch(None, &create)?;
+        ip_batch(Some(monitored), &set_up)?;
+        ip_batch(Some(peer), &set_up)?;
+        Ok(namespaces)
     }
 
     /// One line of the event stream: when it arrived and what it said.
@@ -202,7 +153,7 @@ mod linux {
         let clients = env_number("STORM_CLIENTS", 100)? as usize;
         let client_secs = env_number("CLIENT_SECS", 10)?;
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let namespaces = Namespaces::new()?;
+        let namespaces = namespaces()?;
         let socket = dir.path().join("laggmond.sock");
         let log = dir.path().join("laggmond.log");
         let _daemon = start_laggmond(&namespaces.monitored, dir.path(), &socket, &log)?;
@@ -243,12 +194,6 @@ mod linux {
         compare_state(&socket, &namespaces.monitored)
     }
 
-    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        mutex
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// The real daemon on every port, warnings and worse to `log`.
     fn start_laggmond(netns: &str, dir: &Path, socket: &Path, log: &Path) -> Result<Guard> {
         let config = dir.join("laggmond.yml");
@@ -270,32 +215,7 @@ mod linux {
             ));
         }
         fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = fs::File::create(log).map_err(|e| format!("log: {e}"))?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                netns,
-                env!("CARGO_BIN_EXE_laggmond"),
-                "run",
-                "-f",
-                "-c",
-            ])
-            .arg(&config)
-            .env("LAGGMOND_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("laggmond: {e}"))?;
-        let guard = Guard(child);
-        let start = Instant::now();
-        while !socket.exists() {
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err("laggmond did not open its socket within 10 s".into());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(guard)
+        start_daemon(netns, &config, socket, log, Some("warn"))
     }
 
     /// Follows the event stream and stamps each line as it arrives. A
@@ -591,12 +511,6 @@ mod linux {
                 Some((*at, (arrival.at - at) as f64 / 1e6))
             })
             .collect()
-    }
-
-    /// The value at quantile `q` of sorted `values` (nearest rank).
-    fn quantile(sorted: &[f64], q: f64) -> f64 {
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
     }
 
     fn print_quantiles(label: &str, values: &[Option<f64>]) {
