@@ -1,19 +1,44 @@
 #!/bin/sh
 # The tests that need the Linux bonding driver (tests/bond_vm.rs), in a
-# throw-away VM: build them and the daemon here, boot one VM that has the
-# driver with the run-in-vm tool of the vmtest kit (checked out beside this
-# repository, as shared/vmtest) and run them there as root. Exits with the
-# tests' status. Arguments go to the test binary (a name filter, --exact).
-# The first run installs QEMU and fetches a kernel; later runs boot in a
-# few seconds.
+# throw-away VM: build them and the daemon here, boot Debian's own kernel
+# with virtme-ng and run them there as root. The guest sees this machine's
+# file system read-only (writes land in memory), so the binaries run where
+# cargo built them. Exits with the tests' status; arguments go to the test
+# binary (a name filter, --exact).
+#
+# Everything it needs comes from package registries and is cached under
+# $LAGGMOND_VMTEST_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/laggmond-vmtest):
+# Debian's QEMU, udev, kmod and busybox-static (installed with apt-get),
+# virtme-ng (pinned, in a virtual environment) and the kernel package
+# (fetched with apt-get download and unpacked there, never installed).
+#
+# LAGGMOND_VMTEST_ACCEL=kvm|tcg overrides the choice of accelerator.
 set -eu
 
+VIRTME_NG_VERSION=1.42
+# Debian's generic kernel: the cloud flavour has no 9p, and Debian 12 has
+# no virtiofsd that virtme-ng accepts, so 9p is how the guest sees files.
+KERNEL_PACKAGE=linux-image-amd64
+
 here=$(cd "$(dirname "$0")" && pwd)
-run_in_vm=$here/../../shared/vmtest/run-in-vm
 cd "$here/.."
-[ -x "$run_in_vm" ] || {
-    echo "vmtest: $run_in_vm not found: the vmtest kit is expected beside this repository" >&2
-    exit 1
+cache=${LAGGMOND_VMTEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/laggmond-vmtest}
+mkdir -p "$cache"
+
+say() { echo "vmtest: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+apt_updated=
+apt_update() {
+    [ -n "$apt_updated" ] && return 0
+    apt-get update -qq
+    apt_updated=1
+}
+
+apt_install() {
+    say "installing $*"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # QEMU for the VM. The plain install fails on images that carry a newer
@@ -22,24 +47,108 @@ cd "$here/.."
 # source is removed again afterwards.
 ensure_qemu() {
     command -v qemu-system-x86_64 >/dev/null 2>&1 && return 0
-    echo "vmtest: installing qemu-system-x86" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null 2>&1 && return 0
+    apt_install qemu-system-x86 2>/dev/null && return 0
     # shellcheck disable=SC1091  # the system's own file
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
     mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
     [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
-    [ -n "$mirror" ] || { echo "vmtest: no Debian mirror in the apt sources" >&2; exit 1; }
+    [ -n "$mirror" ] || die "no Debian mirror in the apt sources"
     list=/etc/apt/sources.list.d/laggmond-vmtest-backports.list
     echo "deb $mirror $codename-backports main" > "$list"
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends -t "$codename-backports" qemu-system-x86 >/dev/null ||
-        { rm -f "$list"; echo "vmtest: could not install qemu-system-x86" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t "$codename-backports" qemu-system-x86 >/dev/null ||
+        { rm -f "$list"; apt-get update -qq; die "could not install qemu-system-x86"; }
     rm -f "$list"
     apt-get update -qq
 }
-ensure_qemu
+
+# What virtme-ng needs on the host, and what the guest runs from it: udev
+# names the serial ports the command's output and exit status come back
+# on, kmod loads the bonding driver, busybox builds the initramfs.
+ensure_tools() {
+    need=
+    command -v udevadm >/dev/null 2>&1 || need="$need udev"
+    command -v modprobe >/dev/null 2>&1 || need="$need kmod"
+    [ -x /bin/busybox ] || need="$need busybox-static"
+    command -v file >/dev/null 2>&1 || need="$need file"
+    command -v ip >/dev/null 2>&1 || need="$need iproute2"
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
+    # shellcheck disable=SC2086  # a list of package names
+    [ -z "$need" ] || apt_install $need
+}
+
+# virtme-ng, pinned, in its own virtual environment.
+ensure_virtme_ng() {
+    venv=$cache/venv
+    stamp=$venv/laggmond-virtme-ng
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$VIRTME_NG_VERSION" ]; then
+        say "installing virtme-ng $VIRTME_NG_VERSION into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION"
+        echo "$VIRTME_NG_VERSION" > "$stamp"
+    fi
+    # vng runs its siblings (virtme-run) by name.
+    PATH=$venv/bin:$PATH
+    export PATH
+}
+
+# The kernel image the meta package points at today, unpacked into the
+# cache once per version; the newest cached one when the archive cannot be
+# asked. Sets $kernel.
+kernel_image_package() {
+    apt-cache depends "$KERNEL_PACKAGE" 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1
+}
+
+ensure_kernel() {
+    image=$(kernel_image_package)
+    if [ -z "$image" ]; then
+        apt_update || true
+        image=$(kernel_image_package)
+    fi
+    if [ -n "$image" ]; then
+        root=$cache/kernel/$image
+        if [ ! -d "$root/boot" ]; then
+            say "fetching $image"
+            download=$(mktemp -d "$cache/download.XXXXXX")
+            # -o APT::Sandbox::User=root: the cache may be in a private home.
+            (cd "$download" && apt-get download -qq -o APT::Sandbox::User=root "$image") ||
+                { rm -rf "$download"; die "could not download $image"; }
+            rm -rf "$root.new"
+            mkdir -p "$cache/kernel"
+            dpkg -x "$download"/*.deb "$root.new" ||
+                { rm -rf "$download" "$root.new"; die "could not unpack $image"; }
+            rm -rf "$download" "$root"
+            mv "$root.new" "$root"
+        fi
+    fi
+    kernel=
+    for candidate in "$cache"/kernel/"${image:-*}"/boot/vmlinuz-*; do
+        [ -f "$candidate" ] && kernel=$candidate
+    done
+    [ -n "$kernel" ] || die "could not resolve $KERNEL_PACKAGE, and no kernel is cached"
+    [ -n "$image" ] || say "could not resolve $KERNEL_PACKAGE; using the cached $(basename "$kernel")"
+}
+
+# KVM when the host really offers it (a nested /dev/kvm without the vendor
+# module crashes QEMU), otherwise software emulation. Sets $accel.
+choose_accel() {
+    accel=${LAGGMOND_VMTEST_ACCEL:-}
+    if [ -z "$accel" ]; then
+        accel=tcg
+        if [ -r /dev/kvm ] && [ -w /dev/kvm ] &&
+            { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+            accel=kvm
+        fi
+    fi
+    case $accel in
+        kvm) accel_flag= ;;
+        tcg) accel_flag=--disable-kvm ;;
+        *) die "LAGGMOND_VMTEST_ACCEL must be kvm or tcg, not $accel" ;;
+    esac
+}
 
 # The executable cargo built for target $2 of kind $1, from its JSON report.
 executable() {
@@ -51,22 +160,50 @@ executable() {
         tail -n 1
 }
 
+ensure_qemu
+ensure_tools
+ensure_virtme_ng
+ensure_kernel
+choose_accel
+
 # Building an integration test also builds the daemon it may run.
 build=$(cargo test --test bond_vm --no-run --message-format=json)
 tests=$(executable test bond_vm)
 daemon=$(executable bin laggmond)
 if [ -z "$tests" ] || [ -z "$daemon" ]; then
-    echo "vmtest: cargo did not report the bond_vm test or the laggmond binary" >&2
-    exit 1
+    die "cargo did not report the bond_vm test or the laggmond binary"
 fi
 
-# --add keeps absolute paths, so the daemon is where the build says it is.
+# The guest command: the bonding driver without its automatic bond0, then
+# the tests, each of their arguments quoted for the guest's shell.
+guest="modprobe bonding max_bonds=0 && exec env LAGGMOND_VM_TEST=1 RUST_TEST_THREADS=1 RUST_BACKTRACE=1 '$tests' --nocapture"
+for argument in "$@"; do
+    quoted=$(printf '%s' "$argument" | sed "s/'/'\\\\''/g")
+    guest="$guest '$quoted'"
+done
+
+# Drivers that udev would load for the emulated machine's devices (KVM,
+# SATA, CD-ROM, watchdogs, input, crypto): none is used, and loading them
+# on an emulated CPU takes most of the boot.
+unused=kvm,kvm_amd,kvm_intel,powernow_k8,ahci,sr_mod,cdrom,sg,i6300esb,iTCO_wdt,lpc_ich
+unused=$unused,i2c_i801,pcspkr,psmouse,serio_raw,joydev,evdev,button
+unused=$unused,aesni_intel,ghash_clmulni_intel,crc32_pclmul
+
+say "booting $(basename "$kernel") ($accel)"
 started=$(date +%s)
-status=0
-"$run_in_vm" --timeout 240 \
-    --add "$tests" --add "$daemon" \
-    --env LAGGMOND_VM_TEST=1 --env LAGGMOND_BIN="$daemon" \
-    --env RUST_TEST_THREADS=1 --env RUST_BACKTRACE=1 \
-    -- "$tests" --nocapture "$@" || status=$?
-echo "vmtest: exit status $status after $(($(date +%s) - started)) s in the VM" >&2
-exit "$status"
+# QEMU reopens this process's stdout and stderr by their /proc paths: on
+# a regular file that starts a second write offset over the first, so its
+# output goes through a pipe, and the exit status through a file. Its
+# stdin may be closed under CI.
+result=$(mktemp)
+trap 'rm -f "$result"' EXIT
+{
+    status=0
+    timeout --kill-after=10 600 vng --run "$kernel" --force-9p ${accel_flag:+"$accel_flag"} \
+        --cpus 2 --memory 1G --append "modprobe.blacklist=$unused" \
+        -- sh -c "$guest" </dev/null 2>&1 || status=$?
+    echo "$status" > "$result"
+} | cat
+status=$(cat "$result")
+say "exit status ${status:-unknown} after $(($(date +%s) - started)) s in the VM"
+exit "${status:-1}"

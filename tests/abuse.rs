@@ -13,14 +13,13 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Bench, Daemon, Files};
+use common::{Bench, Daemon, Files, NobodyBinary};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use serde_json::Value;
@@ -409,21 +408,21 @@ fn connect_and_close(path: &Path, count: usize, done: &AtomicUsize) {
     }
 }
 
-/// Runs the CLI as `nobody`.
-fn as_nobody(socket: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(common::LAGGMOND)
+/// Runs the CLI as `nobody`, from a copy it can reach.
+fn as_nobody(binary: &NobodyBinary, socket: &Path, args: &[&str]) -> std::process::Output {
+    binary
+        .command()
         .arg("-s")
         .arg(socket)
         .args(args)
-        .uid(65534)
-        .gid(65534)
         .output()
         .expect("run the CLI as nobody")
 }
 
 /// `nobody` may look but not touch: every changing command is refused.
 fn assert_nobody_changes_nothing(daemon: &Daemon, socket: &Path) {
-    let status = as_nobody(socket, &["status", "--json"]);
+    let binary = NobodyBinary::new();
+    let status = as_nobody(&binary, socket, &["status", "--json"]);
     assert!(status.status.success(), "{status:?}");
     for args in [
         &["set-active", "uplink", "p1"][..],
@@ -431,7 +430,7 @@ fn assert_nobody_changes_nothing(daemon: &Daemon, socket: &Path) {
         &["reload"],
         &["clear-damping"],
     ] {
-        let denied = as_nobody(socket, args);
+        let denied = as_nobody(&binary, socket, args);
         assert_eq!(denied.status.code(), Some(1), "{args:?}: {denied:?}");
         let stderr = String::from_utf8_lossy(&denied.stderr);
         assert!(stderr.contains("permission denied"), "{args:?}: {stderr}");

@@ -2,6 +2,8 @@
 //! the real server, and a scripted stand-in for the daemon loop that
 //! answers its requests. The CLI tests run the built binary against it.
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -15,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use common::NobodyBinary;
 use laggmond::control::client;
 use laggmond::control::protocol::{Reply, Request, MAX_CLIENTS, MAX_REQUEST};
 use laggmond::control::server::{self, ControlRequest};
@@ -639,13 +642,14 @@ async fn cli(harness: &Harness, args: &[&str]) -> Output {
     cli_as(harness, args, None).await
 }
 
-/// Runs the binary with `-s SOCKET ARGS`, as `uid:gid` when given.
-async fn cli_as(harness: &Harness, args: &[&str], user: Option<(u32, u32)>) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_laggmond"));
+/// Runs the binary with `-s SOCKET ARGS`, as `nobody` from `binary` when
+/// given.
+async fn cli_as(harness: &Harness, args: &[&str], as_nobody: Option<&NobodyBinary>) -> Output {
+    let mut command = match as_nobody {
+        Some(binary) => tokio::process::Command::from(binary.command()),
+        None => tokio::process::Command::new(common::LAGGMOND),
+    };
     command.arg("-s").arg(&harness.socket).args(args);
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid);
-    }
     tokio::time::timeout(PATIENCE, command.output())
         .await
         .expect("the CLI hung")
@@ -862,7 +866,8 @@ async fn non_root_may_look_but_not_change() {
     // The unprivileged process must reach the socket in the temporary directory.
     std::fs::set_permissions(harness.dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod tempdir");
-    let nobody = Some((65534, 65534));
+    let binary = NobodyBinary::new();
+    let nobody = Some(&binary);
 
     let look = cli_as(&harness, &["status"], nobody).await;
     assert_eq!(look.status.code(), Some(0), "{}", stderr(&look));
@@ -872,7 +877,7 @@ async fn non_root_may_look_but_not_change() {
 
     assert_eq!(
         harness.seen(),
-        vec![(Request::Status { group: None }, 65534)],
+        vec![(Request::Status { group: None }, common::NOBODY)],
         "only the status request reached the daemon"
     );
     harness.stop().await;

@@ -329,14 +329,13 @@ fn a_non_root_client_reads_status_but_cannot_change_anything() {
     std::fs::write(files.config(), format!("socket_group: nogroup\n{text}")).expect("config");
     let daemon = Daemon::start(&bench.ns, &files);
 
+    let binary = common::NobodyBinary::new();
     let as_nobody = |args: &[&str]| {
-        use std::os::unix::process::CommandExt;
-        std::process::Command::new(common::LAGGMOND)
+        binary
+            .command()
             .arg("-s")
             .arg(files.socket())
             .args(args)
-            .uid(65534)
-            .gid(65534)
             .output()
             .expect("run as nobody")
     };

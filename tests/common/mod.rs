@@ -367,6 +367,45 @@ pub fn cli(socket: &Path, args: &[&str]) -> Output {
         .expect("run laggmond CLI")
 }
 
+/// The unprivileged user and group the permission tests run as.
+pub const NOBODY: u32 = 65534;
+
+/// A copy of the laggmond binary that `nobody` can run. The checkout, and
+/// so the binary cargo built, may sit in a private (0700) home directory
+/// that `nobody` cannot enter; the copy lives in a fresh world-readable
+/// temporary directory, removed on drop.
+pub struct NobodyBinary {
+    dir: tempfile::TempDir,
+}
+
+impl NobodyBinary {
+    pub fn new() -> NobodyBinary {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("laggmond-nobody")
+            .tempdir()
+            .expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
+        let binary = NobodyBinary { dir };
+        fs::copy(LAGGMOND, binary.path()).expect("copy the laggmond binary");
+        fs::set_permissions(binary.path(), fs::Permissions::from_mode(0o755))
+            .expect("chmod the binary copy");
+        binary
+    }
+
+    /// Where the copy is.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("laggmond")
+    }
+
+    /// The copy, to be run as `nobody`.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(self.path());
+        command.uid(NOBODY).gid(NOBODY);
+        command
+    }
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
