@@ -20,6 +20,7 @@ VIRTME_NG_VERSION=1.42
 # no virtiofsd that virtme-ng accepts, so 9p is how the guest sees files.
 KERNEL_PACKAGE=linux-image-amd64
 
+began=$(date +%s)
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 cache=${LAGGMOND_VMTEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/laggmond-vmtest}
@@ -205,5 +206,6 @@ trap 'rm -f "$result"' EXIT
     echo "$status" > "$result"
 } | cat
 status=$(cat "$result")
-say "exit status ${status:-unknown} after $(($(date +%s) - started)) s in the VM"
+now=$(date +%s)
+say "exit status ${status:-unknown} after $((now - started)) s in the VM, $((now - began)) s in all"
 exit "${status:-1}"
