@@ -312,20 +312,21 @@ fn too_large() -> String {
     )
 }
 
-/// Reads the file as UTF-8 text, refusing directories and oversized files
-/// before reading them.
+/// Reads the file as UTF-8 text. Anything but a regular file is refused by
+/// its type before a byte is read: a FIFO whose writer stays open would
+/// otherwise hold `check-config`, or a reload, for as long as it likes.
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     let fail = |message: String| ConfigError::whole(path, message);
-    let metadata = fs::metadata(path).map_err(|e| fail(io_message(&e)))?;
-    if metadata.is_dir() {
-        return Err(fail("is a directory, not a config file".to_owned()));
+    let file = open_for_reading(path).map_err(|e| fail(io_message(&e)))?;
+    let metadata = file.metadata().map_err(|e| fail(io_message(&e)))?;
+    if let Some(kind) = not_a_regular_file(&metadata.file_type()) {
+        return Err(fail(format!("is {kind}, not a config file")));
     }
     if metadata.len() > MAX_FILE_BYTES as u64 {
         return Err(fail(too_large()));
     }
-    let file = open_for_reading(path).map_err(|e| fail(io_message(&e)))?;
     let mut bytes = Vec::new();
-    // Bounded even if the file grew since, or is a device.
+    // Bounded even if the file grew since.
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| fail(io_message(&e)))?;
@@ -345,21 +346,34 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Opens `path` for reading without waiting for a writer: a plain open of
-/// a FIFO nobody writes to blocks forever, which would hang `check-config`
-/// and, on reload, the whole daemon loop. Reads are blocking again once it
-/// is open; a FIFO without a writer then reads as empty.
+/// What a file that is not a regular file is, for the refusal.
+fn not_a_regular_file(kind: &fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens `path` for reading without waiting: a plain open of a FIFO
+/// nobody writes to blocks forever. A terminal does not become ours.
 fn open_for_reading(path: &Path) -> io::Result<fs::File> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use std::os::unix::fs::OpenOptionsExt;
 
-    let file = fs::File::options()
+    fs::File::options()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
-    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
-    Ok(file)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
 }
 
 /// The position just after `valid`, a UTF-8 prefix of the file.
@@ -419,27 +433,28 @@ mod yaml {
     }
 
     /// Limits sized for config files: a real one has a few hundred nodes and
-    /// a nesting depth of 4. They stop alias bombs and deep nesting long
-    /// before memory or stack suffer.
+    /// a nesting depth of 4; ten thousand nodes is dozens of full groups.
+    /// They stop alias bombs, deep nesting and enormous lists long before
+    /// memory, stack or time suffer.
     fn options() -> serde_saphyr::Options {
         serde_saphyr::options! {
             budget: serde_saphyr::budget! {
-                max_events: 200_000,
+                max_events: 20_000,
                 max_aliases: 1_000,
                 max_anchors: 1_000,
-                max_recorded_anchor_events: 50_000,
+                max_recorded_anchor_events: 10_000,
                 max_recorded_anchor_bytes: 1 << 20,
                 max_depth: 16,
                 flow_nesting_limit: 16,
                 // Two, so that a second document gets the clearer
                 // "multiple documents" error rather than a budget breach.
                 max_documents: 2,
-                max_nodes: 100_000,
+                max_nodes: 10_000,
                 max_total_scalar_bytes: 2 << 20,
                 max_merge_keys: 100,
             },
             alias_limits: serde_saphyr::alias_limits! {
-                max_total_replayed_events: 50_000,
+                max_total_replayed_events: 10_000,
                 max_replay_stack_depth: 16,
             },
             duplicate_keys: DuplicateKeyPolicy::Error,
@@ -492,17 +507,7 @@ mod yaml {
     /// Control characters in a message would break the one-line-per-problem
     /// layout.
     fn sanitize(message: &str) -> String {
-        message
-            .chars()
-            .flat_map(|c| {
-                let escaped: Vec<char> = if c.is_control() {
-                    c.escape_debug().collect()
-                } else {
-                    vec![c]
-                };
-                escaped
-            })
-            .collect()
+        crate::log::escape_controls(message)
     }
 
     thread_local! {

@@ -13,8 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sys::signal::{SigSet, Signal as Sig};
 use tokio::net::UnixListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -56,6 +57,12 @@ pub struct RunOptions {
 /// `laggmond run`: checks the config, takes the pidfile, detaches unless
 /// in the foreground, then runs the loop until SIGTERM or SIGINT.
 pub fn run(opts: RunOptions) -> ExitCode {
+    // From the first instant: a service manager may signal as soon as the
+    // pidfile names us, long before the handlers exist.
+    if let Err(e) = handled_signals().thread_block() {
+        eprintln!("laggmond: cannot block signals: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = match load_config(&opts.config) {
         Ok(config) => config,
         Err(message) => {
@@ -103,12 +110,15 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let signals = Signals::install()?;
         let platform = start_platform()?;
         let shutdown = CancellationToken::new();
         let daemon = Daemon::start(Arc::new(config), platform, logger, shutdown.clone())?;
-        tokio::spawn(stop_on_signal(shutdown));
-        daemon.run().await
+        tokio::spawn(stop_on_signal(signals.term, signals.int, shutdown));
+        daemon.run(signals.hup).await
     });
+    // A config read stuck in the kernel must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     drop(pidfile);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,15 +174,44 @@ fn start_platform() -> Result<PlatformHandle, String> {
     Err("no platform support for this operating system".to_owned())
 }
 
+/// The signals laggmond acts on: blocked from the start of [`run`] until
+/// their handlers exist, so one sent early waits instead of killing.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in [Sig::SIGHUP, Sig::SIGTERM, Sig::SIGINT] {
+        set.add(signal);
+    }
+    set
+}
+
+/// The handlers of [`handled_signals`]. Each stream also holds a signal
+/// that arrived while they were blocked.
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers, then unblocks the signals.
+    fn install() -> Result<Signals, String> {
+        let handler = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        };
+        let signals = Signals {
+            hup: handler(SignalKind::hangup(), "SIGHUP")?,
+            term: handler(SignalKind::terminate(), "SIGTERM")?,
+            int: handler(SignalKind::interrupt(), "SIGINT")?,
+        };
+        handled_signals()
+            .thread_unblock()
+            .map_err(|e| format!("cannot unblock signals: {e}"))?;
+        Ok(signals)
+    }
+}
+
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install SIGTERM/SIGINT handlers");
-        return;
-    };
+async fn stop_on_signal(mut term: Signal, mut int: Signal, shutdown: CancellationToken) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
@@ -188,28 +227,60 @@ struct Pidfile {
 
 impl Pidfile {
     /// Opens and locks `path`; a running instance holds the lock, and its
-    /// pid is named in the error.
+    /// pid is named in the error. The pidfile usually lives in a directory
+    /// others may write to: a symbolic link or a hard link planted there
+    /// must not make root truncate the file it points at, so only a regular
+    /// file of our own with one name is taken.
     fn lock(path: &Path) -> Result<Pidfile, String> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+        let at = path.display();
         let mut file = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o644)
+            // A FIFO would block the open; it is refused below by type.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::EMLINK) => {
+                    format!("{at}: is a symbolic link; refusing to use it as the pidfile")
+                }
+                _ => format!("{at}: {e}"),
+            })?;
+        let metadata = file.metadata().map_err(|e| format!("{at}: {e}"))?;
+        let ours = nix::unistd::geteuid().as_raw();
+        if !metadata.is_file() {
+            return Err(format!(
+                "{at}: not a regular file; refusing to use it as the pidfile"
+            ));
+        }
+        if metadata.uid() != ours {
+            return Err(format!(
+                "{at}: owned by uid {}, not by uid {ours} that runs laggmond; refusing to use it as the pidfile",
+                metadata.uid()
+            ));
+        }
+        if metadata.nlink() != 1 {
+            return Err(format!(
+                "{at}: has {} names (hard links); refusing to use it as the pidfile",
+                metadata.nlink()
+            ));
+        }
         match file.try_lock() {
             Ok(()) => Ok(Pidfile {
                 path: path.to_owned(),
                 file,
             }),
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                Err(format!("already running as pid {}", pid.trim()))
+                let mut pid = Vec::new();
+                let _ = (&mut file).take(32).read_to_end(&mut pid);
+                let pid = crate::log::escape_controls(String::from_utf8_lossy(&pid).trim());
+                Err(format!("already running as pid {pid}"))
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(format!("cannot lock {}: {e}", path.display()))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {at}: {e}")),
         }
     }
 
@@ -243,6 +314,8 @@ pub struct Daemon {
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
     actions: JoinSet<Input>,
+    /// Config reads for SIGHUP and `reload`, off the loop.
+    reloads: Reloads,
     /// The slow periodic full resync with the kernel.
     resync: tokio::time::Interval,
     /// Groups already warned about by [`Daemon::check_kernel_policy`].
@@ -286,6 +359,7 @@ impl Daemon {
             control_rx,
             control_tx,
             actions: JoinSet::new(),
+            reloads: Reloads::default(),
             warned: HashSet::new(),
             shutdown,
             started: now,
@@ -295,14 +369,14 @@ impl Daemon {
 
     /// The loop. Returns when `shutdown` is cancelled (Ok) or the platform
     /// failed (Err); the control socket is closed and removed either way.
-    pub async fn run(mut self) -> Result<(), String> {
+    /// `hup` asks for a reload.
+    pub async fn run(mut self, mut hup: Signal) -> Result<(), String> {
         tracing::info!(
             "laggmond {} started, {} group(s), config {}",
             env!("CARGO_PKG_VERSION"),
             self.config.groups.len(),
             self.config.path.display()
         );
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
         let result = loop {
             let deadline = self.engine.next_deadline();
             tokio::select! {
@@ -314,10 +388,8 @@ impl Daemon {
                 _ = sleep_until(deadline), if deadline.is_some() => self.feed(Input::Tick),
                 _ = self.resync.tick() => self.request_resync(),
                 Some(request) = self.control_rx.recv() => self.answer(request),
-                _ = hup.recv() => {
-                    // A refused file is logged and published as an event.
-                    let _ = self.reload();
-                }
+                _ = hup.recv() => self.reload(None),
+                (outcome, waiting) = self.reloads.finished() => self.reloaded(outcome, waiting),
                 Some(done) = self.actions.join_next() => match done {
                     Ok(input) => self.feed(input),
                     Err(e) => tracing::error!("action task failed: {e}"),
@@ -467,21 +539,42 @@ impl Daemon {
         self.bus.record(event);
     }
 
-    /// SIGHUP or `reload`: a good file replaces the config and keeps all
-    /// state; a bad one is logged with its location, published as
-    /// `config_rejected`, and changes nothing. The error says why.
-    fn reload(&mut self) -> Result<(), String> {
-        let config = match load_config(&self.config.path) {
-            Ok(config) => Arc::new(config),
+    /// SIGHUP or `reload` (whose client waits on `reply`): the file is read
+    /// off the loop, which goes on meanwhile; [`Daemon::reloaded`] applies
+    /// it. A request that comes while a read runs gets a read of its own
+    /// after it: the file may have changed since the first began.
+    fn reload(&mut self, reply: Option<oneshot::Sender<Reply>>) {
+        self.reloads.request(reply, &self.config.path);
+    }
+
+    /// A config read ended: a good file replaces the config and keeps all
+    /// state; a bad one (or a read past [`RELOAD_DEADLINE`]) is logged
+    /// with its location, published as `config_rejected`, and changes
+    /// nothing. Every waiting client hears the outcome.
+    fn reloaded(&mut self, outcome: Result<Config, String>, waiting: Vec<oneshot::Sender<Reply>>) {
+        let reply = match outcome {
+            Ok(config) => {
+                self.replace_config(Arc::new(config));
+                Reply::ok()
+            }
             Err(message) => {
                 tracing::error!("reload refused: {message}");
                 self.publish(What {
                     error: Some(message.clone()),
                     ..What::global(Kind::ConfigRejected)
                 });
-                return Err(message);
+                Reply::error(message)
             }
         };
+        for client in waiting {
+            // The client may have gone; nothing to do then.
+            let _ = client.send(reply.clone());
+        }
+        self.reloads.next(&self.config.path);
+    }
+
+    /// Puts a new, valid config in force, keeping all state.
+    fn replace_config(&mut self, config: Arc<Config>) {
         if config.socket != self.config.socket || config.socket_group != self.config.socket_group {
             tracing::warn!("socket and socket_group changes take effect at restart");
         }
@@ -497,7 +590,6 @@ impl Daemon {
             .reopen_if_gone(&self.config, &self.control_tx, &self.bus.sender);
         self.publish(What::global(Kind::ConfigReloaded));
         self.apply(output);
-        Ok(())
     }
 
     /// Answers one control request.
@@ -516,10 +608,7 @@ impl Daemon {
                 )),
                 ..Reply::ok()
             },
-            Request::Reload => match self.reload() {
-                Ok(()) => Reply::ok(),
-                Err(message) => Reply::error(message),
-            },
+            Request::Reload => return self.reload(Some(request.reply)),
             Request::SetActive { group, port } => self.command(Command::SetActive { group, port }),
             Request::ClearDamping { group, port } => {
                 self.command(Command::ClearDamping { group, port })
@@ -742,6 +831,78 @@ impl EventBus {
         while self.history.len() > capacity {
             self.history.pop_front();
         }
+    }
+}
+
+/// How long reading the config for a reload may take. A regular file is
+/// read in microseconds; a file system that stalls must not hold a client
+/// (or the next reload) forever.
+const RELOAD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The clients waiting for one config read.
+type Waiting = Vec<oneshot::Sender<Reply>>;
+
+/// Config reads for reloads. They run on the blocking pool, never on the
+/// loop: a file system may stall, and the loop must not.
+#[derive(Default)]
+struct Reloads {
+    /// The read in flight.
+    running: Option<ConfigRead>,
+    /// Asked for while a read ran: one more read, after it.
+    queued: Option<Waiting>,
+}
+
+/// One config read on the blocking pool.
+struct ConfigRead {
+    task: tokio::task::JoinHandle<Result<Config, String>>,
+    /// When it is given up: [`RELOAD_DEADLINE`] after it began.
+    deadline: Instant,
+    waiting: Waiting,
+}
+
+impl Reloads {
+    /// Starts a read of `path` for `reply` (if any), or queues one behind
+    /// the read in flight.
+    fn request(&mut self, reply: Option<oneshot::Sender<Reply>>, path: &Path) {
+        if self.running.is_some() {
+            self.queued.get_or_insert_with(Vec::new).extend(reply);
+        } else {
+            self.start(path, reply.into_iter().collect());
+        }
+    }
+
+    /// Starts the queued read, if one was asked for.
+    fn next(&mut self, path: &Path) {
+        if let Some(waiting) = self.queued.take() {
+            self.start(path, waiting);
+        }
+    }
+
+    fn start(&mut self, path: &Path, waiting: Waiting) {
+        let path = path.to_owned();
+        self.running = Some(ConfigRead {
+            task: tokio::task::spawn_blocking(move || load_config(&path)),
+            deadline: Instant::now() + RELOAD_DEADLINE,
+            waiting,
+        });
+    }
+
+    /// The outcome of the read in flight and its clients; pending while
+    /// there is none. A read past its deadline is left to finish alone.
+    async fn finished(&mut self) -> (Result<Config, String>, Waiting) {
+        let Some(read) = self.running.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = match tokio::time::timeout_at(read.deadline.into(), &mut read.task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(format!("reading the config failed: {e}")),
+            Err(_) => Err(format!(
+                "reading the config took longer than {} s; the old config stays",
+                RELOAD_DEADLINE.as_secs()
+            )),
+        };
+        let waiting = self.running.take().map(|read| read.waiting);
+        (outcome, waiting.unwrap_or_default())
     }
 }
 

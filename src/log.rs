@@ -39,6 +39,21 @@ pub struct Logger {
     syslog: Option<Facility>,
 }
 
+/// `text` with its control characters escaped (`\n`, `\r`, `\u{1b}`):
+/// text from outside (a file, a hook's output) must stay on its one log
+/// line and must not drive the reader's terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// Sets up logging for the process: installs the `tracing` subscriber and,
 /// as a daemon, opens syslog with the `daemon` facility until
 /// [`Logger::configure`] says otherwise. Call it once, at start.

@@ -322,19 +322,30 @@ fn bad_files_are_refused_without_reading_them_whole() {
     assert_all_refused(&failures, cases.len());
 }
 
-/// A FIFO nobody writes to would block a plain `open` forever (and on
-/// reload the daemon with it); the check must end, reading it as empty.
+/// A FIFO nobody writes to would block a plain `open` forever, and one
+/// whose writer stays open would block the read (and on reload the daemon
+/// with it): a FIFO is refused by its type, promptly, either way.
 #[test]
-fn a_fifo_without_a_writer_does_not_hang_the_check() {
+fn a_fifo_is_refused_by_its_type_with_or_without_a_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("fifo.yml");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     let expected = Expected {
         position: None,
-        text: "empty configuration".to_owned(),
+        text: "is a FIFO, not a config file".to_owned(),
     };
     if let Some(failure) = verdict(&fifo, &expected, None) {
-        panic!("{failure}");
+        panic!("without a writer: {failure}");
+    }
+    // A writer that holds the FIFO open and never writes: a read would
+    // wait for it forever. Opening read-write does not wait for a reader.
+    let _writer = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .expect("hold the FIFO open");
+    if let Some(failure) = verdict(&fifo, &expected, None) {
+        panic!("with a writer holding it open: {failure}");
     }
 }
 

@@ -203,13 +203,14 @@ fn a_deleted_socket_file_is_bound_again_on_sighup() {
     );
 }
 
-/// A config replaced by a FIFO nobody writes to: a blocking open would
-/// hang the daemon loop for good; the reload must be refused instead.
+/// A config replaced by a FIFO, nobody writing to it, then a writer that
+/// holds it open and never writes: a blocking open or read would hang the
+/// daemon loop for as long as the writer likes; the reload is refused by
+/// the file's type instead, and the loop goes on.
 #[test]
 fn a_fifo_config_on_sighup_is_rejected_and_the_daemon_keeps_answering() {
     let files = Files::new();
     let (bench, daemon) = start_two_ports(&files);
-    let seq = daemon.last_seq();
 
     fs::remove_file(files.config()).expect("remove config");
     nix::unistd::mkfifo(
@@ -217,12 +218,33 @@ fn a_fifo_config_on_sighup_is_rejected_and_the_daemon_keeps_answering() {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .expect("mkfifo");
+    let seq = daemon.last_seq();
     daemon.signal(Signal::SIGHUP);
     let rejected = expect_event(&daemon, seq, "config_rejected", |e| {
         e["kind"] == "config_rejected"
     });
     let error = rejected["error"].as_str().unwrap_or_default();
-    assert!(error.contains("empty configuration"), "{rejected}");
+    assert!(error.contains("is a FIFO, not a config file"), "{rejected}");
+
+    // Opening read-write does not wait for a reader, and keeps a writer.
+    let _writer = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(files.config())
+        .expect("hold the FIFO open");
+    let seq = daemon.last_seq();
+    daemon.signal(Signal::SIGHUP);
+    let rejected = expect_event(&daemon, seq, "config_rejected", |e| {
+        e["kind"] == "config_rejected"
+    });
+    let error = rejected["error"].as_str().unwrap_or_default();
+    assert!(error.contains("is a FIFO, not a config file"), "{rejected}");
+    let reload = daemon.cli(&["reload"]);
+    assert_eq!(reload.status.code(), Some(1), "{reload:?}");
+    assert!(
+        String::from_utf8_lossy(&reload.stderr).contains("is a FIFO"),
+        "{reload:?}"
+    );
 
     // Still running on the old config and still handling links.
     let seq = daemon.last_seq();

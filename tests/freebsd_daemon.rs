@@ -80,7 +80,9 @@ impl Bench {
             shutdown.clone(),
         )
         .expect("daemon starts");
-        let task = tokio::spawn(daemon.run());
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("SIGHUP handler");
+        let task = tokio::spawn(daemon.run(hup));
         let bench = Bench {
             kernel,
             dir,
