@@ -605,6 +605,9 @@ impl Daemon {
                     &self.status(),
                     &self.bus.counters,
                     &self.hooks.stats(),
+                    self.platform
+                        .foreign_messages
+                        .load(std::sync::atomic::Ordering::Relaxed),
                 )),
                 ..Reply::ok()
             },

@@ -48,7 +48,14 @@ impl Counters {
 
 /// Renders every metric. Series that are zero are still written for each
 /// configured group and port, so rates and alerts work from the start.
-pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String {
+/// `foreign_messages` is the platform's count of routing messages it did
+/// not believe (see `PlatformHandle::foreign_messages`).
+pub fn render(
+    status: &Status,
+    counters: &Counters,
+    hooks: &HookStats,
+    foreign_messages: u64,
+) -> String {
     let mut out = Metrics::default();
     out.family(
         "laggmond_uptime_seconds",
@@ -149,6 +156,12 @@ pub fn render(status: &Status, counters: &Counters, hooks: &HookStats) -> String
     ] {
         out.sample("laggmond_hooks_total", &[("outcome", outcome)], n);
     }
+    out.family(
+        "laggmond_foreign_messages_total",
+        "counter",
+        "Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
+    );
+    out.sample("laggmond_foreign_messages_total", &[], foreign_messages);
     out.text
 }
 
@@ -267,7 +280,7 @@ mod tests {
 
     #[test]
     fn gauges_follow_the_status() {
-        let text = render(&status(), &Counters::default(), &HookStats::default());
+        let text = render(&status(), &Counters::default(), &HookStats::default(), 0);
         for line in [
             "laggmond_uptime_seconds 42",
             "laggmond_group_healthy{group=\"lagg0\"} 0",
@@ -300,12 +313,27 @@ mod tests {
         counters.count(&event(What::port("lagg0", Kind::PortDown, "em0")));
         counters.count(&event(What::port("lagg0", Kind::PortUp, "em0")));
         counters.count(&event(What::port("lagg0", Kind::Flapping, "em0")));
-        let text = render(&status(), &counters, &HookStats::default());
+        let text = render(&status(), &counters, &HookStats::default(), 0);
         for line in [
             "laggmond_failovers_total{group=\"lagg0\",cause=\"link_down\"} 2",
             "laggmond_port_flaps_total{group=\"lagg0\",port=\"em0\"} 2",
             "laggmond_port_dampings_total{group=\"lagg0\",port=\"em0\"} 1",
             "laggmond_events_total{kind=\"failover\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_messages_are_a_counter() {
+        let text = render(&status(), &Counters::default(), &HookStats::default(), 3);
+        for line in [
+            "# HELP laggmond_foreign_messages_total Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
+            "# TYPE laggmond_foreign_messages_total counter",
+            "laggmond_foreign_messages_total 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

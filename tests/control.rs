@@ -346,6 +346,26 @@ async fn bad_json_and_unknown_commands_are_named_and_the_connection_survives() {
     harness.stop().await;
 }
 
+/// `metrics` and `reload` take no field at all: an extra one is refused
+/// and named, as for every other command, and never reaches the daemon
+/// (a reload from root would otherwise run whatever the client meant).
+#[tokio::test]
+async fn metrics_and_reload_refuse_unknown_fields_by_name() {
+    let harness = Harness::start().await;
+    let mut client = harness.connect().await;
+    for line in [r#"{"cmd":"metrics","x":1}"#, r#"{"cmd":"reload","x":1}"#] {
+        let reply = client.ask(line).await;
+        assert!(!reply.ok, "{line}: {reply:?}");
+        let error = error_of(&reply);
+        assert!(error.starts_with("bad request:"), "{line}: {error}");
+        assert!(error.contains("unknown field `x`"), "{line}: {error}");
+    }
+    assert!(harness.seen().is_empty(), "nothing reached the daemon");
+    assert!(client.ask(r#"{"cmd":"metrics"}"#).await.ok);
+    assert_eq!(harness.seen().len(), 1, "the valid request did");
+    harness.stop().await;
+}
+
 #[tokio::test]
 async fn non_utf8_is_refused_and_closed() {
     let harness = Harness::start().await;

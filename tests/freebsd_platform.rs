@@ -11,12 +11,13 @@
 //! broken messages.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use laggmond::platform::freebsd::abi::{
     LacpOpReq, LaggReqAll, IFF_UP, IFT_IEEE8023ADLAG, LAGG_PORT_ACTIVE, LAGG_PORT_COLLECTING,
     LAGG_PORT_DISTRIBUTING, LAGG_PORT_MASTER, LAGG_PROTO_FAILOVER, LAGG_PROTO_LACP,
-    LINK_STATE_UNKNOWN, LINK_STATE_UP,
+    LINK_STATE_DOWN, LINK_STATE_UNKNOWN, LINK_STATE_UP,
 };
 use laggmond::platform::freebsd::fake::{FakeLaggKernel, KernelCall, FLAGS_UP, IFT_ETHER};
 use laggmond::platform::freebsd::{
@@ -183,6 +184,22 @@ fn seed1_monitor() -> Monitor {
     monitor
 }
 
+/// One read as the platform task makes it: the message, then, for each
+/// link change it claims, the interface's own state as the kernel reports
+/// it `now` (gone when not listed).
+fn read_confirmed(monitor: &mut Monitor, bytes: &[u8], now: &[Interface]) -> Vec<Update> {
+    let mut updates = monitor.on_read(bytes);
+    for claim in monitor.take_claims() {
+        let read = now
+            .iter()
+            .find(|interface| interface.name == claim.name)
+            .cloned()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENXIO));
+        updates.extend(monitor.on_confirmation(&claim, read));
+    }
+    updates
+}
+
 /// The laggs the monitor wants read, which must be just `expected`.
 fn expect_lagg_reads(monitor: &mut Monitor, expected: &[&str]) {
     let work = monitor.take_work();
@@ -194,8 +211,10 @@ fn expect_lagg_reads(monitor: &mut Monitor, expected: &[&str]) {
 fn seed1_failover_failback_and_master_drift_from_bytes() {
     let mut monitor = seed1_monitor();
 
-    // em0 loses carrier (the golden RTM_IFINFO); lagg moved to bge0.
-    let updates = monitor.on_read(&golden_em0_down());
+    // em0 loses carrier (the golden RTM_IFINFO, which SIOCGIFDATA
+    // confirms); lagg moved to bge0.
+    let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
+    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_down]);
     assert_eq!(updates, [link(2, "em0", LinkState::Down, Some(4))]);
     expect_lagg_reads(&mut monitor, &["lagg0"]);
     let read = siocglagg(
@@ -216,7 +235,8 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
     // em0 is back: lagg returns to it by itself.
     let mut em0_up = golden_em0_down();
     em0_up[IFI_LINK_STATE] = LINK_STATE_UP;
-    let updates = monitor.on_read(&em0_up);
+    let em0_now = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
+    let updates = read_confirmed(&mut monitor, &em0_up, &[em0_now]);
     assert_eq!(updates, [link(2, "em0", LinkState::Up, Some(4))]);
     expect_lagg_reads(&mut monitor, &["lagg0"]);
     let read = siocglagg(LAGG_PROTO_FAILOVER, &[("em0", MASTER_ACTIVE), ("bge0", 0)]);
@@ -320,7 +340,14 @@ fn seed2_laptop_from_bytes() {
             link_state: if carrier { LINK_STATE_UP } else { 1 },
             if_type: IFT_IEEE8023ADLAG,
         };
-        let updates = monitor.on_read(&message.to_bytes());
+        let now = Interface {
+            index: 1,
+            name: "em0".into(),
+            flags: FLAGS_UP,
+            link_state: if carrier { LINK_STATE_UP } else { 1 },
+            if_type: IFT_IEEE8023ADLAG,
+        };
+        let updates = read_confirmed(&mut monitor, &message.to_bytes(), &[now]);
         let state = LinkState::from_up(carrier);
         assert_eq!(updates, [link(1, "em0", state, Some(3))]);
         expect_lagg_reads(&mut monitor, &["lagg0"]);
@@ -395,10 +422,29 @@ fn garbage_and_truncated_messages_are_skipped() {
         "a broken message may have been news"
     );
     // Still working.
+    let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
     assert_eq!(
-        monitor.on_read(&golden),
+        read_confirmed(&mut monitor, &golden, &[em0_down]),
         [link(2, "em0", LinkState::Down, Some(4))]
     );
+}
+
+/// Anyone allowed to write to the routing socket can make it broadcast an
+/// `RTM_IFINFO`: a link change is believed only when the interface's own
+/// state (`SIOCGIFDATA`) says so.
+#[test]
+fn a_link_change_the_interface_contradicts_is_not_believed_from_bytes() {
+    let mut monitor = seed1_monitor();
+    let em0_up = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
+    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_up]);
+    assert_eq!(updates, []);
+    assert_eq!(monitor.foreign_messages(), 1);
+
+    // The same bytes from the kernel, em0 really down: news.
+    let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
+    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_down]);
+    assert_eq!(updates, [link(2, "em0", LinkState::Down, Some(4))]);
+    assert_eq!(monitor.foreign_messages(), 1);
 }
 
 #[test]
@@ -872,6 +918,58 @@ async fn broken_messages_are_skipped_and_the_platform_goes_on() {
     platform.kernel.set_carrier("em0", false);
     let (updates, _) = platform.until_aggregate().await;
     assert_eq!(updates, [link(em0, "em0", LinkState::Down, Some(lagg0))]);
+}
+
+/// A process writes an `RTM_IFINFO` saying em0 lost carrier to the routing
+/// socket, which broadcasts it: em0 still has carrier, so nothing moves;
+/// the message is counted. The next true change is reported as usual.
+#[tokio::test]
+async fn a_forged_link_change_moves_nothing() {
+    let mut platform = Platform::start(seed1_boot, &options()).await;
+    let lagg0 = platform.index("lagg0");
+    let em0 = platform.index("em0");
+    let bge0 = platform.index("bge0");
+    expect_start(&mut platform).await;
+    platform.kernel.calls();
+
+    let forged = RouteMessage::IfInfo {
+        index: em0 as u16,
+        flags: FLAGS_UP,
+        link_state: LINK_STATE_DOWN,
+        if_type: IFT_IEEE8023ADLAG,
+    };
+    platform.kernel.send_raw(Ok(forged.to_bytes()));
+    // A true change after it: its updates come after whatever the forged
+    // message caused, since messages are handled in order.
+    platform.kernel.set_carrier("bge0", false);
+    let updates = platform
+        .until(|update| matches!(update, Update::Link(_)))
+        .await;
+    assert_eq!(
+        updates,
+        [link(bge0, "bge0", LinkState::Down, Some(lagg0))],
+        "nothing about em0"
+    );
+    assert_eq!(platform.handle.foreign_messages.load(Ordering::Relaxed), 1);
+    assert!(
+        platform
+            .kernel
+            .calls()
+            .contains(&KernelCall::Interface("em0".into())),
+        "em0 itself was asked"
+    );
+
+    platform.kernel.set_carrier("em0", false);
+    let (updates, aggregate) = platform.until_aggregate().await;
+    assert_eq!(
+        updates,
+        [
+            link(em0, "em0", LinkState::Down, Some(lagg0)),
+            link(lagg0, "lagg0", LinkState::Down, None),
+        ]
+    );
+    assert_eq!(aggregate.active, None);
+    assert_eq!(platform.handle.foreign_messages.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 use laggmond::platform::linux::{spawn, Options};
 use laggmond::platform::{Link, LinkState, PlatformHandle, Request, Update};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::sync::{mpsc, oneshot};
 
 /// Longest wait for any single expected update.
@@ -365,6 +369,94 @@ fn is_link(update: &Update, name: &str, state: LinkState) -> bool {
     matches!(update, Update::Link(link) if link.name == name && link.state == state)
 }
 
+/// An `RTM_NEWLINK` as the kernel sends it when interface `index` (`name`)
+/// loses carrier: admin-up without `IFF_LOWER_UP` nor `IFF_RUNNING`,
+/// `IFLA_CARRIER` 0, `IFLA_OPERSTATE` down; port 0 in its header.
+fn carrier_lost(index: u32, name: &str) -> Vec<u8> {
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    link.header.flags = LinkFlags::Up | LinkFlags::Broadcast | LinkFlags::Multicast;
+    link.attributes = vec![
+        LinkAttribute::IfName(name.into()),
+        LinkAttribute::Carrier(0),
+        LinkAttribute::OperState(State::Down),
+    ];
+    let payload = RouteNetlinkMessage::NewLink(link);
+    let mut message = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::InnerMessage(payload),
+    );
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    bytes
+}
+
+/// Sends `message` in namespace `ns` from a socket of its own, as any
+/// process with `CAP_NET_ADMIN` there can: once to the port of the
+/// monitor's socket, once to the link group. Returns the forger's port.
+fn forge(ns: &str, message: &[u8]) -> u32 {
+    let path = format!("/run/netns/{ns}");
+    let message = message.to_vec();
+    std::thread::spawn(move || {
+        enter_netns(&path).unwrap_or_else(|error| panic!("{error}"));
+        let monitor = monitor_port();
+        let mut socket = Socket::new(NETLINK_ROUTE).expect("a netlink socket");
+        let forger = socket
+            .bind_auto()
+            .expect("binding the forger")
+            .port_number();
+        let link_group = 1 << (libc::RTNLGRP_LINK - 1);
+        for to in [SocketAddr::new(monitor, 0), SocketAddr::new(0, link_group)] {
+            let sent = socket
+                .send_to(&message, &to, 0)
+                .expect("sending the forgery");
+            assert_eq!(sent, message.len(), "short send to {to:?}");
+        }
+        forger
+    })
+    .join()
+    .expect("the forging thread")
+}
+
+/// The port id of the monitor's socket, from a thread inside its
+/// namespace: the `NETLINK_ROUTE` socket of this process there that
+/// joined a multicast group (`/proc/thread-self/net/netlink` lists the
+/// namespace's sockets with port and inode; `/proc/self/fd` shows which
+/// inodes are ours).
+fn monitor_port() -> u32 {
+    let ours: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+        .expect("listing our descriptors")
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/thread-self/net/netlink")
+        .expect("reading the namespace's netlink sockets");
+    let ports: Vec<u32> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let protocol: u32 = fields.get(1)?.parse().ok()?;
+            let port: u32 = fields.get(2)?.parse().ok()?;
+            let groups = u32::from_str_radix(fields.get(3)?, 16).ok()?;
+            let inode: u64 = fields.get(9)?.parse().ok()?;
+            let monitor = protocol == NETLINK_ROUTE as u32 && groups != 0 && ours.contains(&inode);
+            monitor.then_some(port)
+        })
+        .collect();
+    assert_eq!(ports.len(), 1, "one monitor socket expected in:\n{table}");
+    ports[0]
+}
+
 fn show_logs() {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
@@ -634,6 +726,47 @@ fn an_overrun_is_recovered_by_a_snapshot() {
         for name in &names {
             assert_eq!(named(&model, name).state, LinkState::Up, "{name}");
         }
+    });
+}
+
+/// Only the kernel is believed: a process of the namespace with
+/// `CAP_NET_ADMIN` sends the monitor, and the link group, a well-formed
+/// "a0 lost carrier". Nothing about a0 is reported, both copies are
+/// counted, and a true change that follows is reported as usual.
+#[test]
+fn link_messages_not_sent_by_the_kernel_are_dropped() {
+    let lab = Lab::new();
+    lab.veth("a0", "b0");
+    lab.veth("a1", "b1");
+    let mut monitor = lab.monitor(Options::default());
+    run(async {
+        let a0 = named(&monitor.first_snapshot().await, "a0").index;
+        let forger = forge(&lab.ns, &carrier_lost(a0, "a0"));
+        assert_ne!(forger, 0, "the forger is not the kernel");
+
+        // A true change after the forgeries: the monitor reads in order,
+        // so whatever they caused would come before it.
+        ip(&["-n", &lab.peer, "link", "set", "b1", "down"]);
+        let mut before = Vec::new();
+        loop {
+            match monitor.next().await {
+                update if is_link(&update, "a1", LinkState::Down) => break,
+                update => before.push(update),
+            }
+        }
+        assert_eq!(before, [], "nothing may come of the forged messages");
+        assert_eq!(
+            monitor.handle.foreign_messages.load(Ordering::Relaxed),
+            2,
+            "the unicast and the multicast copy are counted"
+        );
+        assert_eq!(named(&lab.kernel_links(), "a0").state, LinkState::Up);
+
+        ip(&["-n", &lab.peer, "link", "set", "b0", "down"]);
+        monitor
+            .wait_for("a0 down", |u| is_link(u, "a0", LinkState::Down))
+            .await;
+        assert_eq!(monitor.handle.foreign_messages.load(Ordering::Relaxed), 2);
     });
 }
 

@@ -27,7 +27,12 @@ pub const MAX_CLIENTS: usize = 128;
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(
+    tag = "cmd",
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    from = "WireRequest"
+)]
 pub enum Request {
     /// The state of every group, or of one.
     Status {
@@ -55,6 +60,50 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         port: Option<String>,
     },
+}
+
+/// [`Request`] as it is read. Serde accepts any field beside the tag of a
+/// unit variant, even with `deny_unknown_fields`; empty struct variants
+/// refuse them, so `metrics` and `reload` are refused with an unknown
+/// field like every other command.
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+enum WireRequest {
+    Status {
+        #[serde(default)]
+        group: Option<String>,
+    },
+    Events {
+        #[serde(default)]
+        n: Option<usize>,
+        #[serde(default)]
+        follow: bool,
+    },
+    Metrics {},
+    Reload {},
+    SetActive {
+        group: String,
+        port: Option<String>,
+    },
+    ClearDamping {
+        #[serde(default)]
+        group: Option<String>,
+        #[serde(default)]
+        port: Option<String>,
+    },
+}
+
+impl From<WireRequest> for Request {
+    fn from(wire: WireRequest) -> Request {
+        match wire {
+            WireRequest::Status { group } => Request::Status { group },
+            WireRequest::Events { n, follow } => Request::Events { n, follow },
+            WireRequest::Metrics {} => Request::Metrics,
+            WireRequest::Reload {} => Request::Reload,
+            WireRequest::SetActive { group, port } => Request::SetActive { group, port },
+            WireRequest::ClearDamping { group, port } => Request::ClearDamping { group, port },
+        }
+    }
 }
 
 impl Request {
@@ -104,6 +153,53 @@ impl Reply {
             ok: false,
             error: Some(message.into()),
             ..Reply::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_reads_back_as_written() {
+        for request in [
+            Request::Status { group: None },
+            Request::Status {
+                group: Some("lagg0".into()),
+            },
+            Request::Events {
+                n: Some(3),
+                follow: true,
+            },
+            Request::Metrics,
+            Request::Reload,
+            Request::SetActive {
+                group: "lagg0".into(),
+                port: None,
+            },
+            Request::ClearDamping {
+                group: Some("lagg0".into()),
+                port: Some("em0".into()),
+            },
+        ] {
+            let line = serde_json::to_string(&request).expect("serializes");
+            assert_eq!(Request::parse(&line), Ok(request), "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_for_every_command() {
+        for line in [
+            r#"{"cmd":"status","x":1}"#,
+            r#"{"cmd":"events","x":1}"#,
+            r#"{"cmd":"metrics","x":1}"#,
+            r#"{"cmd":"reload","x":1}"#,
+            r#"{"cmd":"set-active","group":"lagg0","port":null,"x":1}"#,
+            r#"{"cmd":"clear-damping","x":1}"#,
+        ] {
+            let error = Request::parse(line).expect_err(line);
+            assert!(error.contains("unknown field `x`"), "{line}: {error}");
         }
     }
 }

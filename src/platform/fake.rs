@@ -2,6 +2,9 @@
 //! daemon-level tests of every driver, fed with updates a test writes (or
 //! parses from byte fixtures), and shows the requests the daemon makes.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
@@ -13,20 +16,26 @@ pub struct FakeKernel {
     pub updates: mpsc::Sender<Update>,
     /// Requests the daemon made, in order; the test answers `SetActive`.
     pub requests: mpsc::Receiver<Request>,
+    /// The count of untrusted messages the daemon renders; a test raises
+    /// it as a platform that dropped some would.
+    pub foreign_messages: Arc<AtomicU64>,
 }
 
 /// A connected pair: give the handle to the daemon, keep the kernel.
 pub fn pair() -> (PlatformHandle, FakeKernel) {
     let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
     let (request_tx, request_rx) = mpsc::channel(64);
+    let foreign_messages = Arc::new(AtomicU64::new(0));
     (
         PlatformHandle {
             updates: update_rx,
             requests: request_tx,
+            foreign_messages: foreign_messages.clone(),
         },
         FakeKernel {
             updates: update_tx,
             requests: request_rx,
+            foreign_messages,
         },
     )
 }

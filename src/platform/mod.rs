@@ -7,6 +7,9 @@
 //! types here are plain data so that the engine and tests can use them
 //! without any I/O.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(target_os = "linux")]
@@ -121,6 +124,14 @@ pub struct PlatformHandle {
     /// overflows and a full resync follows, so nothing is silently lost.
     pub updates: mpsc::Receiver<Update>,
     pub requests: mpsc::Sender<Request>,
+    /// Routing messages the platform refused to believe, since they did
+    /// not come from the kernel: on Linux, datagrams from another sender
+    /// than the kernel's port; on FreeBSD, link changes that the
+    /// interface's own state contradicted. Any process allowed to write
+    /// to the routing socket could otherwise fake a link change and move
+    /// traffic; the count shows someone tries. Shared with the platform
+    /// task, read for the metrics.
+    pub foreign_messages: Arc<AtomicU64>,
 }
 
 /// Capacity of the update channel between a platform task and the daemon.

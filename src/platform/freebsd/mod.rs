@@ -27,7 +27,7 @@ mod task;
 pub use kernel::{Interface, LaggKernel};
 pub use lagg::{LaggOp, LaggPort, LaggState, PlanError, LAGG_PORT_BUFFER_LEN};
 pub use message::{messages, parse, port_link_up, ParseError, RouteMessage, READ_BUFFER_LEN};
-pub use monitor::{Monitor, SettleTime, Work};
+pub use monitor::{Claim, Monitor, SettleTime, Work};
 #[cfg(target_os = "freebsd")]
 pub use task::spawn;
 pub use task::{spawn_with, Options};

@@ -24,6 +24,15 @@
 //! once `min` has passed and every port is back in the link state it had
 //! before, or after `max` at the latest; the lagg is then read once more
 //! and its true link states and a fresh Aggregate are sent.
+//!
+//! Link changes are confirmed: any process that may write to the routing
+//! socket can make it broadcast a message, and the routing socket does not
+//! say who sent one. An `RTM_IFINFO` that would change an interface's link
+//! state is therefore not applied but returned as a [`Claim`]; the platform
+//! task reads the interface (`SIOCGIFFLAGS`, `SIOCGIFDATA`) at once and
+//! hands the result to [`Monitor::on_confirmation`], which believes the
+//! read. A message the read contradicts moves nothing and is counted
+//! ([`Monitor::foreign_messages`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -32,7 +41,7 @@ use std::time::{Duration, Instant};
 use super::abi::IFT_IEEE8023ADLAG;
 use super::kernel::Interface;
 use super::lagg::LaggState;
-use super::message::{parse, ParseError, RouteMessage};
+use super::message::{parse, port_link_up, ParseError, RouteMessage};
 use crate::platform::{Aggregate, Link, LinkState, Update};
 
 /// How long the link events of a reordered lagg are held back.
@@ -65,6 +74,18 @@ impl Work {
     pub fn is_empty(&self) -> bool {
         !self.resync && self.interfaces.is_empty() && self.laggs.is_empty()
     }
+}
+
+/// A link change an `RTM_IFINFO` announced and the interface's own state
+/// has not confirmed yet, from [`Monitor::take_claims`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The interface's index.
+    pub index: u32,
+    /// The interface's name: what to read.
+    pub name: String,
+    /// The link state the message says the interface now has.
+    pub state: LinkState,
 }
 
 /// A lagg as last read.
@@ -102,6 +123,10 @@ pub struct Monitor {
     want_resync: bool,
     want_interfaces: BTreeSet<String>,
     want_laggs: BTreeSet<String>,
+    /// Link changes waiting for their confirmation, by index.
+    claims: BTreeMap<u32, Claim>,
+    /// Link changes the interface's own state contradicted.
+    foreign: u64,
     /// A message of an unknown version was logged already.
     version_warned: bool,
 }
@@ -121,6 +146,8 @@ impl Monitor {
             want_resync: true,
             want_interfaces: BTreeSet::new(),
             want_laggs: BTreeSet::new(),
+            claims: BTreeMap::new(),
+            foreign: 0,
             version_warned: false,
         }
     }
@@ -134,6 +161,69 @@ impl Monitor {
                 .collect(),
             laggs: std::mem::take(&mut self.want_laggs).into_iter().collect(),
         }
+    }
+
+    /// The link changes routing messages claimed since the last call: read
+    /// each interface now and pass the result to
+    /// [`on_confirmation`](Monitor::on_confirmation) before anything else.
+    pub fn take_claims(&mut self) -> Vec<Claim> {
+        std::mem::take(&mut self.claims).into_values().collect()
+    }
+
+    /// The interface's own state, read for `claim`: it is what is
+    /// recorded and reported, whatever the message said. A message that
+    /// the read contradicts is counted as foreign. A failed read leaves
+    /// the interface as it was: gone (`ENXIO`), its departure is on its
+    /// way; otherwise a full read decides.
+    pub fn on_confirmation(&mut self, claim: &Claim, read: io::Result<Interface>) -> Vec<Update> {
+        let interface = match read {
+            Ok(interface) if interface.index == claim.index && interface.name == claim.name => {
+                interface
+            }
+            Ok(other) => {
+                tracing::debug!(
+                    "reading {} to confirm its link returned {} at index {}; re-reading all",
+                    claim.name,
+                    other.name,
+                    other.index
+                );
+                self.want_resync = true;
+                return Vec::new();
+            }
+            Err(error) => {
+                if error.raw_os_error() != Some(libc::ENXIO) {
+                    tracing::warn!(
+                        "cannot read {} to confirm its link: {error}; re-reading all",
+                        claim.name
+                    );
+                    self.want_resync = true;
+                }
+                return Vec::new();
+            }
+        };
+        let actual = interface.link_state();
+        if actual != claim.state {
+            self.foreign += 1;
+            tracing::debug!(
+                "a routing message says {} is {:?} but the interface is {actual:?}; not believed",
+                claim.name,
+                claim.state
+            );
+        }
+        let Some(known) = self.interfaces.get_mut(&claim.index) else {
+            return Vec::new();
+        };
+        let if_type = interface.if_type;
+        *known = interface;
+        self.want_laggs_for(&claim.name, if_type);
+        self.sync_link(claim.index).into_iter().collect()
+    }
+
+    /// How many link changes announced by routing messages the interfaces'
+    /// own state contradicted: messages that cannot have come from the
+    /// kernel, or news already outdated when read.
+    pub fn foreign_messages(&self) -> u64 {
+        self.foreign
     }
 
     /// The daemon asked for a full read (periodic resync).
@@ -392,6 +482,17 @@ impl Monitor {
             );
             name
         } else if let Some(interface) = self.interfaces.get_mut(&index) {
+            let claimed = LinkState::from_up(port_link_up(flags, link_state));
+            if claimed != interface.link_state() {
+                // Not applied before the interface itself confirms it.
+                let claim = Claim {
+                    index,
+                    name: interface.name.clone(),
+                    state: claimed,
+                };
+                self.claims.insert(index, claim);
+                return Vec::new();
+            }
             interface.flags = flags;
             interface.link_state = link_state;
             interface.if_type = if_type;
@@ -740,6 +841,32 @@ mod tests {
         }
     }
 
+    /// A message the kernel sent: every link change it claims is
+    /// confirmed by a read that agrees with it, as the platform task does.
+    fn believed(monitor: &mut Monitor, message: RouteMessage) -> Vec<Update> {
+        let RouteMessage::IfInfo {
+            flags,
+            link_state,
+            if_type,
+            ..
+        } = message
+        else {
+            return monitor.on_message(message);
+        };
+        let mut updates = monitor.on_message(message);
+        for claim in monitor.take_claims() {
+            let read = Interface {
+                index: claim.index,
+                name: claim.name.clone(),
+                flags,
+                link_state,
+                if_type,
+            };
+            updates.extend(monitor.on_confirmation(&claim, Ok(read)));
+        }
+        updates
+    }
+
     fn links(updates: &[Update]) -> Vec<(String, LinkState)> {
         updates
             .iter()
@@ -753,13 +880,83 @@ mod tests {
     #[test]
     fn a_repeated_state_is_reported_once() {
         let mut monitor = started();
-        let down = monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let down = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert_eq!(links(&down), [("em0".to_owned(), LinkState::Down)]);
         assert_eq!(monitor.take_work().laggs, ["lagg0"]);
-        let again = monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let again = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert!(again.is_empty());
         // Still worth a lagg read: lagg may have changed its mind anyway.
         assert_eq!(monitor.take_work().laggs, ["lagg0"]);
+    }
+
+    #[test]
+    fn a_link_change_waits_for_the_interface_to_confirm_it() {
+        let mut monitor = started();
+        let updates = monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        assert!(updates.is_empty(), "nothing before the read: {updates:?}");
+        assert!(monitor.take_work().is_empty(), "not even a lagg read");
+        let claims = monitor.take_claims();
+        assert_eq!(
+            claims,
+            [Claim {
+                index: 2,
+                name: "em0".into(),
+                state: LinkState::Down
+            }]
+        );
+        let read = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
+        let updates = monitor.on_confirmation(&claims[0], Ok(read));
+        assert_eq!(links(&updates), [("em0".to_owned(), LinkState::Down)]);
+        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
+        assert_eq!(monitor.foreign_messages(), 0);
+        // No change, nothing to confirm.
+        assert!(monitor
+            .on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG))
+            .is_empty());
+        assert!(monitor.take_claims().is_empty());
+    }
+
+    #[test]
+    fn a_link_change_the_interface_contradicts_moves_nothing() {
+        let mut monitor = started();
+        // A message says em0 lost carrier; em0 itself says it has it.
+        monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let claims = monitor.take_claims();
+        let read = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
+        let updates = monitor.on_confirmation(&claims[0], Ok(read));
+        assert!(updates.is_empty(), "{updates:?}");
+        assert_eq!(monitor.foreign_messages(), 1);
+        // The state kept is the interface's: the true loss is news.
+        let updates = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        assert_eq!(links(&updates), [("em0".to_owned(), LinkState::Down)]);
+        // A forged "back up" is refused the same way.
+        monitor.on_message(ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        let claims = monitor.take_claims();
+        let read = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
+        assert!(monitor.on_confirmation(&claims[0], Ok(read)).is_empty());
+        assert_eq!(monitor.foreign_messages(), 2);
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_read_is_not_believed() {
+        let mut monitor = started();
+        monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let claims = monitor.take_claims();
+        // Gone: its departure is on its way.
+        let gone = io::Error::from_raw_os_error(libc::ENXIO);
+        assert!(monitor.on_confirmation(&claims[0], Err(gone)).is_empty());
+        assert!(monitor.take_work().is_empty());
+        // Any other failure: a full read decides.
+        let failed = io::Error::from_raw_os_error(libc::EIO);
+        assert!(monitor.on_confirmation(&claims[0], Err(failed)).is_empty());
+        assert!(monitor.take_work().resync);
+        // Another interface under that name now: a full read too.
+        let renamed = interface(9, "em0", LINK_STATE_DOWN, IFT_ETHER);
+        assert!(monitor.on_confirmation(&claims[0], Ok(renamed)).is_empty());
+        assert!(monitor.take_work().resync);
+        assert_eq!(monitor.foreign_messages(), 0);
+        let updates = monitor.on_message(ifinfo(3, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        assert!(updates.is_empty(), "bge0 unchanged");
     }
 
     #[test]
@@ -801,7 +998,7 @@ mod tests {
             .on_message(ifinfo(5, LINK_STATE_UP, IFT_ETHER))
             .is_empty());
         assert!(monitor.take_work().is_empty(), "not a member, not a lagg");
-        monitor.on_message(ifinfo(5, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        believed(&mut monitor, ifinfo(5, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert_eq!(monitor.take_work().laggs, ["lagg0"]);
     }
 
@@ -923,9 +1120,7 @@ mod tests {
         assert!(monitor.is_settling("lagg0"));
         assert_eq!(monitor.next_deadline(start), Some(start + SETTLE.min));
         // em0 bounces: held back.
-        assert!(monitor
-            .on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG))
-            .is_empty());
+        assert!(believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG)).is_empty());
         monitor.take_work();
         let after_min = start + SETTLE.min;
         monitor.poll(after_min);
@@ -954,8 +1149,8 @@ mod tests {
         let start = Instant::now();
         let mut monitor = started();
         monitor.begin_settle("lagg0", start);
-        monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
-        monitor.on_message(ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        believed(&mut monitor, ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
         monitor.take_work();
         monitor.poll(start + SETTLE.min / 2);
         assert!(monitor.take_work().is_empty(), "min has not passed");

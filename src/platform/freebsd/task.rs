@@ -14,6 +14,8 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -138,6 +140,7 @@ where
             poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
             poll
         });
+    let foreign_messages = Arc::new(AtomicU64::new(0));
     let task = Task {
         kernel,
         lagg_poll,
@@ -145,6 +148,7 @@ where
         source_open: true,
         read_errors: 0,
         monitor: Monitor::new(options.settle),
+        foreign: foreign_messages.clone(),
         outbox: Vec::new(),
         pending: Vec::new(),
         updates: update_tx,
@@ -154,6 +158,7 @@ where
     Ok(PlatformHandle {
         updates: update_rx,
         requests: request_tx,
+        foreign_messages,
     })
 }
 
@@ -208,6 +213,9 @@ struct Task<K, S> {
     source_open: bool,
     read_errors: u32,
     monitor: Monitor,
+    /// The monitor's count of contradicted messages, published for the
+    /// daemon's metrics.
+    foreign: Arc<AtomicU64>,
     /// Updates not sent yet, in order.
     outbox: Vec<Update>,
     pending: Vec<PendingReply>,
@@ -341,6 +349,7 @@ where
             Ok(bytes) => {
                 self.read_errors = 0;
                 self.outbox.extend(self.monitor.on_read(&bytes));
+                self.confirm_claims();
                 return Flow::Continue;
             }
             Err(error) => error,
@@ -364,6 +373,19 @@ where
         tracing::warn!("reading the routing socket failed: {error}; re-reading all interfaces");
         self.monitor.messages_lost();
         Flow::Continue
+    }
+
+    /// Reads each interface whose link a message just claimed changed,
+    /// right after the message, so that only the kernel's own state moves
+    /// a port and the read is as close to the message as it can be.
+    fn confirm_claims(&mut self) {
+        for claim in self.monitor.take_claims() {
+            let read = self.kernel.interface(&claim.name);
+            self.outbox
+                .extend(self.monitor.on_confirmation(&claim, read));
+        }
+        self.foreign
+            .store(self.monitor.foreign_messages(), Ordering::Relaxed);
     }
 
     /// A daemon request, or `None` when the daemon dropped its handle.

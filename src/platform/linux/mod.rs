@@ -12,6 +12,10 @@
 //! settings, its ports' messages carry their master. Setting the active
 //! port is a request of its own, sent on its own socket by a task of its
 //! own, so the monitor keeps reading while the kernel answers.
+//!
+//! Only the kernel is believed: any process with `CAP_NET_ADMIN` can send a
+//! datagram to our port (or to the link group), so every datagram whose
+//! sender is not port 0 is dropped unread and counted.
 
 mod bond;
 mod decode;
@@ -20,6 +24,8 @@ mod table;
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
@@ -88,11 +94,13 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
         .map_err(|error| context("registering the netlink socket")(error.into_parts().1))?;
     let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
     let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
+    let foreign_messages = Arc::new(AtomicU64::new(0));
     let monitor = Monitor {
         socket,
         table,
         buffer: vec![0; DATAGRAM_BUFFER],
         recv_errors: 0,
+        foreign: foreign_messages.clone(),
         updates: update_tx,
         requests: request_rx,
     };
@@ -100,6 +108,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
     Ok(PlatformHandle {
         updates: update_rx,
         requests: request_tx,
+        foreign_messages,
     })
 }
 
@@ -184,13 +193,16 @@ struct Monitor {
     table: LinkTable,
     buffer: Vec<u8>,
     recv_errors: u32,
+    /// Datagrams dropped because another process sent them; shared with
+    /// the daemon's handle for the metrics.
+    foreign: Arc<AtomicU64>,
     updates: mpsc::Sender<Update>,
     requests: mpsc::Receiver<Request>,
 }
 
 /// What woke the monitor up.
 enum Wakeup {
-    Datagram(io::Result<usize>),
+    Datagram(io::Result<Datagram>),
     Request(Option<Request>),
 }
 
@@ -233,12 +245,23 @@ impl Monitor {
     }
 
     /// A datagram (or a receive error): update the table, tell the daemon.
-    async fn on_datagram(&mut self, received: io::Result<usize>) -> Flow {
-        let length = match received {
-            Ok(length) => length,
+    async fn on_datagram(&mut self, received: io::Result<Datagram>) -> Flow {
+        let Datagram { length, sender } = match received {
+            Ok(datagram) => datagram,
             Err(error) => return self.on_receive_error(error),
         };
         self.recv_errors = 0;
+        if sender != KERNEL_PORT {
+            // Checked before the length: a forger must not make us grow
+            // the buffer or re-read every link either.
+            self.foreign.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                sender,
+                length,
+                "dropped a netlink datagram not sent by the kernel"
+            );
+            return Flow::Continue;
+        }
         if length > self.buffer.len() {
             tracing::warn!(
                 length,
@@ -325,10 +348,23 @@ impl Monitor {
     }
 }
 
-/// Wait for the next datagram and read it into `buffer`; returns its
-/// full length, which exceeds the buffer when it was cut. Cancel-safe: a
-/// datagram is only taken off the socket in the poll that returns it.
-async fn receive(socket: &AsyncFd<Socket>, buffer: &mut [u8]) -> io::Result<usize> {
+/// The netlink port id of the kernel: the only sender believed.
+const KERNEL_PORT: u32 = 0;
+
+/// One datagram read off the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Datagram {
+    /// Its full length, which exceeds the buffer when it was cut.
+    length: usize,
+    /// The port id of the socket that sent it ([`KERNEL_PORT`] for the
+    /// kernel, whether unicast or multicast).
+    sender: u32,
+}
+
+/// Wait for the next datagram and read it into `buffer`, with its sender.
+/// Cancel-safe: a datagram is only taken off the socket in the poll that
+/// returns it.
+async fn receive(socket: &AsyncFd<Socket>, buffer: &mut [u8]) -> io::Result<Datagram> {
     // Readiness alone does not count against the task's budget: without
     // this, a socket that keeps failing would never let the runtime run
     // anything else.
@@ -337,9 +373,18 @@ async fn receive(socket: &AsyncFd<Socket>, buffer: &mut [u8]) -> io::Result<usiz
         let mut ready = socket.readable().await?;
         // One recvmsg per datagram: a peek would let the kernel continue a
         // dump in between and report its failure on the read, forever.
-        let read = ready.try_io(|socket| socket.get_ref().recv(&mut &mut *buffer, libc::MSG_TRUNC));
+        let read = ready.try_io(|socket| {
+            socket
+                .get_ref()
+                .recv_from(&mut &mut *buffer, libc::MSG_TRUNC)
+        });
         match read {
-            Ok(result) => return result,
+            Ok(result) => {
+                return result.map(|(length, address)| Datagram {
+                    length,
+                    sender: address.port_number(),
+                })
+            }
             Err(_would_block) => continue,
         }
     }
