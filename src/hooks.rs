@@ -3,27 +3,37 @@
 //! The daemon loop must never wait for a hook, so the machinery lives in its
 //! own task: [`HookHandle::dispatch`] only matches the event against the
 //! configured hooks and puts runs into a bounded queue; the hook task takes
-//! runs from it, at most [`MAX_RUNNING`] at a time. Each run gets the event in
-//! `LAGGMOND_*` variables and as one JSON line on stdin, is killed with its
-//! whole process group at its timeout, and its exit status and first lines of
-//! output go to the log. No child outlives its run: every child is reaped,
-//! and `kill_on_drop` covers the paths where a run is torn down early.
+//! runs from it, at most [`MAX_RUNNING`] at a time. Runs for port and group
+//! events go before runs for config events and displace them when the queue
+//! is full. Each run gets the event in `LAGGMOND_*` variables and as one
+//! JSON line on stdin, its exit status and first lines of output go to the
+//! log, and its whole process group is killed at its timeout, also when the
+//! program itself has already exited but left processes behind.
+//!
+//! What leaves the process group (a new session) escapes that, so the
+//! daemon also makes itself the reaper of its descendants
+//! ([`become_reaper`]): orphans are re-parented to it instead of init, are
+//! reaped while the daemon runs and are killed by
+//! [`HookHandle::shutdown`].
 
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::signal::unix::{signal, Signal as SignalStream, SignalKind};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::{JoinError, JoinSet};
 
 use crate::config::HookConfig;
-use crate::event::Event;
+use crate::event::{Event, Kind};
 
 /// Most hooks running at once: a burst of events must not fork-bomb the host.
 pub const MAX_RUNNING: usize = 4;
@@ -40,6 +50,22 @@ const MAX_OUTPUT_BYTES: usize = 4096;
 /// How long output is still read after the hook exited: a background
 /// process it left behind may hold the pipes open forever.
 const OUTPUT_GRACE: Duration = Duration::from_millis(250);
+
+/// How often a process group whose leader exited is checked for being
+/// empty, which frees the run's slot before its timeout.
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
+/// Least time between two log lines about dropped runs: an event storm
+/// must not become a log storm, yet every drop is counted in one of them.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often the hook task reaps orphans and reports drops even without
+/// a SIGCHLD or a new event (signals coalesce and may be missed).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long [`HookHandle::shutdown`] keeps killing and reaping what hooks
+/// left behind before it gives up (a process stuck in the kernel).
+const SWEEP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Every variable a hook may receive. All are removed from the inherited
 /// environment first, so a stale value of the daemon's own never leaks.
@@ -106,147 +132,317 @@ struct Job {
     event: Arc<Event>,
 }
 
+impl Job {
+    /// Config events say nothing about the links, so their runs yield to
+    /// port and group events when the queue is short of room.
+    fn is_urgent(&self) -> bool {
+        !matches!(
+            self.event.what.kind,
+            Kind::ConfigReloaded | Kind::ConfigRejected
+        )
+    }
+
+    /// Names the run in the log.
+    fn describe(&self) -> String {
+        format!(
+            "{} for {} event #{}",
+            program(&self.hook),
+            self.event.what.kind,
+            self.event.seq
+        )
+    }
+}
+
+/// The runs waiting for a slot, in two lines: port and group events first.
+#[derive(Default)]
+struct Queue {
+    urgent: VecDeque<Job>,
+    config: VecDeque<Job>,
+    /// The handle is gone: no more runs will come.
+    handle_gone: bool,
+    /// The task is gone: nothing queued now would ever run.
+    task_gone: bool,
+    drops: DropTally,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.urgent.len() + self.config.len()
+    }
+
+    /// Queues `job`, or gives back the run that has to be dropped for want
+    /// of room: `job` itself, or the newest config run it displaces.
+    fn push(&mut self, job: Job) -> Option<Job> {
+        if self.task_gone {
+            return Some(job);
+        }
+        let urgent = job.is_urgent();
+        if self.len() >= QUEUE_CAPACITY {
+            if !urgent {
+                return Some(job);
+            }
+            let Some(displaced) = self.config.pop_back() else {
+                return Some(job);
+            };
+            self.urgent.push_back(job);
+            return Some(displaced);
+        }
+        if urgent {
+            self.urgent.push_back(job);
+        } else {
+            self.config.push_back(job);
+        }
+        None
+    }
+
+    fn take(&mut self) -> Option<Job> {
+        self.urgent.pop_front().or_else(|| self.config.pop_front())
+    }
+}
+
+/// Dropped runs not yet in the log, so that a burst makes one line with a
+/// count instead of one line per run.
+#[derive(Default)]
+struct DropTally {
+    unreported: u64,
+    /// The latest dropped run, named in the next report.
+    latest: String,
+    last_report: Option<Instant>,
+}
+
+impl DropTally {
+    fn note(&mut self, job: &Job) {
+        self.unreported += 1;
+        self.latest = job.describe();
+    }
+
+    /// The log line for the drops not yet reported, if there are any and
+    /// the last report is old enough (or `now` is the last chance).
+    fn report(&mut self, at_end: bool) -> Option<String> {
+        let due = self
+            .last_report
+            .is_none_or(|last| last.elapsed() >= DROP_REPORT_INTERVAL);
+        if self.unreported == 0 || !(due || at_end) {
+            return None;
+        }
+        let line = format!(
+            "hook queue full ({QUEUE_CAPACITY} waiting) or hook task gone: {} run(s) dropped{}, latest {}",
+            self.unreported,
+            self.last_report.map_or(String::new(), |last| format!(
+                " in the last {} s",
+                last.elapsed().as_secs()
+            )),
+            self.latest
+        );
+        self.unreported = 0;
+        self.last_report = Some(Instant::now());
+        Some(line)
+    }
+}
+
+/// What the handle and the task share.
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Woken when a run is queued or the handle goes.
+    ready: Notify,
+    counters: Counters,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        lock(&self.queue)
+    }
+
+    fn report_drops(&self, at_end: bool) {
+        let line = self.queue().drops.report(at_end);
+        if let Some(line) = line {
+            tracing::warn!("{line}");
+        }
+    }
+}
+
+/// Locks `mutex` even when a panicking holder poisoned it: the data is
+/// plain bookkeeping that every holder leaves consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Tells the task that no more runs will come once the handle is gone, so
+/// it can end after the queued runs.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.queue().handle_gone = true;
+        self.0.ready.notify_one();
+    }
+}
+
 /// The daemon's side of the hook task: hands it events, reconfigures it,
 /// reads its counters and stops it. Dropped without [`HookHandle::shutdown`],
 /// the task still runs what is queued and lets running hooks finish.
 pub struct HookHandle {
     /// The hooks new events are matched against.
     hooks: Mutex<Arc<[Arc<HookConfig>]>>,
-    queue: mpsc::Sender<Job>,
-    /// Set once the queue overflowed, so a burst logs one warning, not one
-    /// per dropped run; cleared when the queue takes runs again.
-    overflowing: AtomicBool,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    closer: Closer,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the hook task with `hooks`. Must be called inside a tokio runtime.
 pub fn spawn(hooks: Vec<HookConfig>) -> HookHandle {
-    let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
     let (stop, stop_rx) = watch::channel(false);
-    let counters = Arc::new(Counters::default());
-    let task = tokio::spawn(run_queue(jobs, stop_rx, counters.clone()));
+    let shared = Arc::new(Shared::default());
+    let task = tokio::spawn(run_queue(shared.clone(), stop_rx));
     HookHandle {
-        hooks: Mutex::new(shared(hooks)),
-        queue,
-        overflowing: AtomicBool::new(false),
-        counters,
+        hooks: Mutex::new(to_shared(hooks)),
+        closer: Closer(shared.clone()),
+        shared,
         stop,
         task,
     }
 }
 
-fn shared(hooks: Vec<HookConfig>) -> Arc<[Arc<HookConfig>]> {
+fn to_shared(hooks: Vec<HookConfig>) -> Arc<[Arc<HookConfig>]> {
     hooks.into_iter().map(Arc::new).collect()
 }
 
 impl HookHandle {
     /// Queues a run of every hook whose `on` names the event's kind. Never
-    /// waits: when the queue is full the run is dropped, counted and logged.
+    /// waits: when the queue is full the run is dropped (or, for a port or
+    /// group event, a queued config run is), counted and logged.
     pub fn dispatch(&self, event: Arc<Event>) {
         let hooks = self.current_hooks();
         let matching = hooks.iter().filter(|h| h.on.contains(&event.what.kind));
+        let mut queued = false;
         for hook in matching {
             let job = Job {
                 hook: hook.clone(),
                 event: event.clone(),
             };
-            match self.queue.try_send(job) {
-                Ok(()) => self.note_queue_accepting(),
-                Err(err) => self.note_dropped(&err),
+            let mut queue = self.shared.queue();
+            match queue.push(job) {
+                None => queued = true,
+                Some(dropped) => {
+                    Counters::add(&self.shared.counters.dropped, 1);
+                    queue.drops.note(&dropped);
+                    let line = queue.drops.report(false);
+                    drop(queue);
+                    if let Some(line) = line {
+                        tracing::warn!("{line}");
+                    }
+                }
             }
+        }
+        if queued {
+            self.shared.ready.notify_one();
         }
     }
 
     /// Replaces the hooks. Later events are matched against the new ones;
     /// runs already queued or running finish as they were.
     pub fn reconfigure(&self, hooks: Vec<HookConfig>) {
-        let hooks = shared(hooks);
-        match self.hooks.lock() {
-            Ok(mut current) => *current = hooks,
-            Err(poisoned) => *poisoned.into_inner() = hooks,
-        }
+        *lock(&self.hooks) = to_shared(hooks);
     }
 
     /// The counters so far.
     pub fn stats(&self) -> HookStats {
-        self.counters.snapshot()
+        self.shared.counters.snapshot()
     }
 
     /// Stops the hook task: queued runs are dropped, running hooks are
-    /// killed at once and reaped. Returns when no child remains.
+    /// killed at once with their process groups and reaped; then, if this
+    /// process is a reaper ([`become_reaper`]), every other descendant,
+    /// which can only be something a hook left behind, is killed and reaped
+    /// too. Returns when no such process remains, or after a bounded wait
+    /// for one that does not die.
     pub async fn shutdown(self) {
+        let HookHandle {
+            stop, task, closer, ..
+        } = self;
         // `send_replace` stores the value even if the task already ended and
         // dropped its receiver, where `send` would fail.
-        self.stop.send_replace(true);
-        if let Err(err) = self.task.await {
+        stop.send_replace(true);
+        drop(closer);
+        if let Err(err) = task.await {
             tracing::error!("hook task ended abnormally: {err}");
         }
+        reaper::kill_leftovers().await;
     }
 
     fn current_hooks(&self) -> Arc<[Arc<HookConfig>]> {
-        match self.hooks.lock() {
-            Ok(hooks) => hooks.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn note_queue_accepting(&self) {
-        if self.overflowing.swap(false, Ordering::Relaxed) {
-            tracing::info!("hook queue accepts runs again");
-        }
-    }
-
-    fn note_dropped(&self, err: &mpsc::error::TrySendError<Job>) {
-        Counters::add(&self.counters.dropped, 1);
-        let job = match err {
-            mpsc::error::TrySendError::Full(job) => job,
-            mpsc::error::TrySendError::Closed(job) => {
-                tracing::warn!(
-                    "hook task is gone, {} not run for event #{}",
-                    program(&job.hook),
-                    job.event.seq
-                );
-                return;
-            }
-        };
-        if !self.overflowing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "hook queue full ({QUEUE_CAPACITY} waiting), dropping runs, first {} for event #{}",
-                program(&job.hook),
-                job.event.seq
-            );
-        }
+        lock(&self.hooks).clone()
     }
 }
 
+/// Makes this process the reaper of its descendants: a process a hook
+/// started whose parent exits is re-parented to the daemon rather than to
+/// init, so the daemon can reap it and kill it at
+/// [`HookHandle::shutdown`] even when it left the hook's process group.
+/// Linux: `PR_SET_CHILD_SUBREAPER`; FreeBSD: `PROC_REAP_ACQUIRE`; elsewhere
+/// nothing (and shutdown kills only the hooks' process groups). Call it
+/// once at start, before the first hook runs; the daemon must start no
+/// children but hooks afterwards, since shutdown kills every descendant.
+pub fn become_reaper() -> io::Result<()> {
+    reaper::acquire()
+}
+
 /// The hook task: takes runs from the queue while a slot is free, until the
-/// daemon stops it or drops the handle.
-async fn run_queue(
-    mut jobs: mpsc::Receiver<Job>,
-    mut stop: watch::Receiver<bool>,
-    counters: Arc<Counters>,
-) {
+/// daemon stops it or drops the handle; meanwhile reaps orphans and reports
+/// dropped runs.
+async fn run_queue(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut running = JoinSet::new();
+    let mut child_signals = match signal(SignalKind::child()) {
+        Ok(stream) => Some(stream),
+        Err(err) => {
+            tracing::warn!("no SIGCHLD stream, orphans are reaped once a second: {err}");
+            None
+        }
+    };
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let handle_gone = {
+            let mut queue = shared.queue();
+            while running.len() < MAX_RUNNING {
+                let Some(job) = queue.take() else { break };
+                running.spawn(run_job(job, stop.clone(), shared.clone()));
+            }
+            queue.handle_gone && queue.len() == 0
+        };
+        if handle_gone {
+            break;
+        }
         tokio::select! {
             biased;
             () = stop_requested(&mut stop) => break,
             Some(done) = running.join_next(), if !running.is_empty() => report_join(done),
-            job = jobs.recv(), if running.len() < MAX_RUNNING => match job {
-                Some(job) => {
-                    running.spawn(run_job(job, stop.clone(), counters.clone()));
-                }
-                None => break,
-            },
+            () = shared.ready.notified() => {}
+            Some(()) = next_signal(&mut child_signals) => reaper::reap_orphans(),
+            _ = housekeeping.tick() => {
+                reaper::reap_orphans();
+                shared.report_drops(false);
+            }
         }
     }
-    discard_queued(&mut jobs, &counters);
-    // Runs see the stop themselves and kill their children; without a stop
-    // (the handle was dropped) they finish on their own terms.
+    discard_queued(&shared);
+    // Runs see the stop themselves and kill their process groups; without
+    // a stop (the handle was dropped) they finish on their own terms.
     while let Some(done) = running.join_next().await {
         report_join(done);
+    }
+    reaper::reap_orphans();
+}
+
+/// The next SIGCHLD; never when there is no stream.
+async fn next_signal(stream: &mut Option<SignalStream>) -> Option<()> {
+    match stream {
+        Some(stream) => stream.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -264,14 +460,20 @@ fn report_join(done: Result<(), JoinError>) {
     }
 }
 
-fn discard_queued(jobs: &mut mpsc::Receiver<Job>, counters: &Counters) {
-    jobs.close();
-    let mut discarded = 0;
-    while jobs.try_recv().is_ok() {
-        discarded += 1;
-    }
+/// Empties the queue for good: its runs are dropped, and so is every later
+/// one, all counted and logged.
+fn discard_queued(shared: &Shared) {
+    let discarded = {
+        let mut queue = shared.queue();
+        queue.task_gone = true;
+        let discarded = queue.len() as u64;
+        queue.urgent.clear();
+        queue.config.clear();
+        discarded
+    };
+    shared.report_drops(true);
     if discarded > 0 {
-        Counters::add(&counters.dropped, discarded);
+        Counters::add(&shared.counters.dropped, discarded);
         tracing::warn!("shutting down: {discarded} queued hook runs not started");
     }
 }
@@ -287,23 +489,29 @@ enum Ending {
     WaitFailed(io::Error),
 }
 
-/// One run, from spawn to reaping and logging.
-async fn run_job(job: Job, mut stop: watch::Receiver<bool>, counters: Arc<Counters>) {
+/// One run, from spawn to reaping and logging, and then until nothing of
+/// its process group is left.
+async fn run_job(job: Job, mut stop: watch::Receiver<bool>, shared: Arc<Shared>) {
+    let counters = &shared.counters;
     Counters::add(&counters.started, 1);
     let started_at = Instant::now();
-    let mut child = match command(&job.hook, &job.event).map(|mut c| c.spawn()) {
-        Some(Ok(child)) => child,
-        Some(Err(err)) => return spawn_failed(&job, &err.to_string(), &counters),
-        None => return spawn_failed(&job, "no program configured", &counters),
+    let deadline = tokio::time::Instant::now() + job.hook.timeout;
+    let Some(command) = command(&job.hook, &job.event) else {
+        return spawn_failed(&job, "no program configured", counters);
     };
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let mut leader = match Leader::spawn(command) {
+        Ok(leader) => leader,
+        Err(err) => return spawn_failed(&job, &err.to_string(), counters),
+    };
+    let group = leader.group();
+    let stdin = leader.child.stdin.take();
+    let stdout = leader.child.stdout.take();
+    let stderr = leader.child.stderr.take();
     let mut out = Captured::default();
     let mut err = Captured::default();
     let (exited_tx, exited_rx) = oneshot::channel();
     let waiting = async {
-        let ending = wait_or_kill(&mut child, job.hook.timeout, &mut stop).await;
+        let ending = wait_or_kill(&mut leader.child, deadline, &mut stop).await;
         let _ = exited_tx.send(());
         ending
     };
@@ -325,10 +533,67 @@ async fn run_job(job: Job, mut stop: watch::Receiver<bool>, counters: Arc<Counte
         }
     };
     let (ending, ()) = tokio::join!(waiting, io);
-    count(&ending, &counters);
+    // Reaped (or beyond waiting for): tokio no longer needs the pid kept
+    // from the orphan reaper.
+    drop(leader);
+    count(&ending, counters);
     report(&job, &ending, started_at.elapsed(), &out, &err);
+    match (ending, group) {
+        (Ending::Exited(_), Some(group)) => {
+            let run = format!("hook {} #{}", program(&job.hook), job.event.seq);
+            kill_group_leftovers(group, deadline, &mut stop, &run, job.hook.timeout).await;
+        }
+        (Ending::WaitFailed(_), Some(group)) => {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        _ => {}
+    }
 }
 
+/// Pids of the hook programs tokio has spawned and not yet reaped. The
+/// orphan reaper leaves them alone, or it would take their exit status
+/// from tokio (and free their pids while tokio may still signal them).
+static HOOK_LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// A spawned hook program, registered in [`HOOK_LEADERS`] until dropped.
+/// `child` is declared first so that it drops (killed if still running,
+/// handed to tokio's own reaping) before the pid is released.
+struct Leader {
+    child: Child,
+    registration: Option<Registration>,
+}
+
+/// A pid in [`HOOK_LEADERS`], removed when dropped.
+struct Registration(i32);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&HOOK_LEADERS).remove(&self.0);
+    }
+}
+
+impl Leader {
+    /// Spawns `command` under the registry's lock, so the orphan reaper
+    /// never sees the child before it is registered.
+    fn spawn(mut command: Command) -> io::Result<Leader> {
+        let mut leaders = lock(&HOOK_LEADERS);
+        let child = command.spawn()?;
+        let pid = child.id().and_then(|id| i32::try_from(id).ok());
+        let registration = pid.map(|pid| {
+            leaders.insert(pid);
+            Registration(pid)
+        });
+        Ok(Leader {
+            child,
+            registration,
+        })
+    }
+
+    /// The run's process group: the program leads its own.
+    fn group(&self) -> Option<Pid> {
+        self.registration.as_ref().map(|r| Pid::from_raw(r.0))
+    }
+}
 /// The command for one run, or `None` when the hook has no program.
 fn command(hook: &HookConfig, event: &Event) -> Option<Command> {
     let (program, args) = hook.run.split_first()?;
@@ -384,12 +649,12 @@ fn spawn_failed(job: &Job, why: &str, counters: &Counters) {
     );
 }
 
-/// Waits for the child until its timeout or a stop, then kills its process
+/// Waits for the child until `deadline` or a stop, then kills its process
 /// group; in every case the child is reaped before this returns (unless
 /// waiting itself fails).
 async fn wait_or_kill(
     child: &mut Child,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Ending {
     let ending = tokio::select! {
@@ -399,7 +664,7 @@ async fn wait_or_kill(
                 Err(err) => Ending::WaitFailed(err),
             };
         }
-        () = tokio::time::sleep(timeout) => Ending::TimedOut,
+        () = tokio::time::sleep_until(deadline) => Ending::TimedOut,
         () = stop_requested(stop) => Ending::Stopped,
     };
     kill_group(child);
@@ -419,6 +684,333 @@ fn kill_group(child: &mut Child) {
     let killed = group.is_some_and(|pgid| killpg(pgid, Signal::SIGKILL).is_ok());
     if !killed {
         let _ = child.start_kill();
+    }
+}
+
+/// After the program exited: waits until its process group is empty, and
+/// SIGKILLs what is left of it at the run's deadline or a stop, so that
+/// `sleep 300 &` in a hook does not outlive the hook's timeout. The group
+/// id is the reaped program's pid, which no new process gets while the
+/// group has members; polling for the group's end leaves only a window of
+/// [`GROUP_POLL`], in which the whole pid space would have to wrap around,
+/// for `killpg` to reach a stranger.
+async fn kill_group_leftovers(
+    group: Pid,
+    deadline: tokio::time::Instant,
+    stop: &mut watch::Receiver<bool>,
+    run: &str,
+    timeout: Duration,
+) {
+    let when = loop {
+        if !group_exists(group) {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                break format!("at its timeout ({})", humantime::format_duration(timeout));
+            }
+            () = stop_requested(stop) => break "at shutdown".to_owned(),
+            () = tokio::time::sleep(GROUP_POLL) => {}
+        }
+    };
+    match killpg(group, Signal::SIGKILL) {
+        Ok(()) => tracing::warn!("{run}: processes it left running killed {when}"),
+        Err(Errno::ESRCH) => {}
+        Err(err) => tracing::warn!("{run}: cannot kill the processes it left running: {err}"),
+    }
+}
+
+/// Whether process group `group` still has a member. A group the daemon
+/// may not signal still exists.
+fn group_exists(group: Pid) -> bool {
+    !matches!(killpg(group, None), Err(Errno::ESRCH))
+}
+
+/// The daemon as the reaper of its descendants (see [`become_reaper`]).
+/// Reaping orphans is the same on Linux and FreeBSD; becoming the reaper
+/// and killing every descendant at shutdown are per system, in `system`.
+mod reaper {
+    use super::*;
+
+    /// Set once this process is a reaper: only then are orphans its
+    /// children, to reap and to kill.
+    static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+    /// Pause between two rounds of killing at shutdown, for the killed to
+    /// die and for their own children to be re-parented to the daemon.
+    const SWEEP_PAUSE: Duration = Duration::from_millis(20);
+
+    pub(super) fn acquire() -> io::Result<()> {
+        if system::acquire()? {
+            ACTIVE.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn active() -> bool {
+        ACTIVE.load(Ordering::Relaxed)
+    }
+
+    /// Reaps the children that have exited and are not hook programs
+    /// tokio waits for: with a reaper, orphans become the daemon's
+    /// children and would stay zombies otherwise.
+    pub(super) fn reap_orphans() {
+        if active() {
+            system::reap_exited(&lock(&HOOK_LEADERS));
+        }
+    }
+
+    /// Kills and reaps every descendant that is not a hook program tokio
+    /// waits for, round after round (a killed process's children become
+    /// the daemon's), until none is left or [`SWEEP_LIMIT`] has passed.
+    pub(super) async fn kill_leftovers() {
+        if !active() {
+            return;
+        }
+        let deadline = Instant::now() + SWEEP_LIMIT;
+        let mut killed = BTreeSet::new();
+        let mut count = 0;
+        loop {
+            let remain = {
+                let leaders = lock(&HOOK_LEADERS);
+                count += system::kill_descendants(&leaders, &mut killed);
+                system::reap_exited(&leaders);
+                system::descendants_remain(&leaders)
+            };
+            if !remain {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "processes hooks left behind still alive after {} s, giving up",
+                    SWEEP_LIMIT.as_secs()
+                );
+                break;
+            }
+            tokio::time::sleep(SWEEP_PAUSE).await;
+        }
+        if count > 0 {
+            tracing::info!("killed {count} process(es) that hooks left behind");
+        }
+    }
+
+    /// Waits for children without taking a hook program from tokio:
+    /// `waitid(P_ALL, .., WNOWAIT)` only looks at an exited child, which is
+    /// reaped by pid unless it is one of `leaders`. Such a leader hides
+    /// the others until tokio reaps it; the next SIGCHLD or housekeeping
+    /// tick gets them.
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    fn reap_exited_children(leaders: &BTreeSet<i32>) {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        loop {
+            let pid = match waitid(Id::All, peek) {
+                Ok(status) => match status.pid() {
+                    Some(pid) => pid,
+                    None => return,
+                },
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => return,
+                Err(err) => {
+                    tracing::warn!("cannot look for exited children: {err}");
+                    return;
+                }
+            };
+            if leaders.contains(&pid.as_raw()) {
+                return;
+            }
+            match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+                Ok(status) => tracing::debug!("reaped orphan {pid}: {status:?}"),
+                Err(Errno::EINTR) => {}
+                Err(err) => {
+                    tracing::warn!("cannot reap orphan {pid}: {err}");
+                    return;
+                }
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    mod system {
+        use super::*;
+        use nix::sys::signal::kill;
+
+        /// `PR_SET_CHILD_SUBREAPER`.
+        pub(super) fn acquire() -> io::Result<bool> {
+            // SAFETY: prctl with integer arguments only.
+            let rc = unsafe {
+                libc::prctl(
+                    libc::PR_SET_CHILD_SUBREAPER,
+                    1 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            if rc == 0 {
+                Ok(true)
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+
+        pub(super) fn reap_exited(leaders: &BTreeSet<i32>) {
+            reap_exited_children(leaders);
+        }
+
+        /// SIGKILLs every live child but `leaders`; the pids are safe to
+        /// signal, since only the daemon reaps its children. Their own
+        /// children become the daemon's and get the next round. Returns
+        /// how many were not in `killed` yet.
+        pub(super) fn kill_descendants(
+            leaders: &BTreeSet<i32>,
+            killed: &mut BTreeSet<i32>,
+        ) -> usize {
+            let mut count = 0;
+            for (pid, _) in children()
+                .into_iter()
+                .filter(|(pid, state)| *state != 'Z' && !leaders.contains(pid))
+            {
+                match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                    Ok(()) => count += usize::from(killed.insert(pid)),
+                    Err(Errno::ESRCH) => {}
+                    Err(err) => tracing::warn!("cannot kill {pid}, left by a hook: {err}"),
+                }
+            }
+            count
+        }
+
+        pub(super) fn descendants_remain(leaders: &BTreeSet<i32>) -> bool {
+            children().iter().any(|(pid, _)| !leaders.contains(pid))
+        }
+
+        /// The daemon's children with their states, from `/proc`.
+        fn children() -> Vec<(i32, char)> {
+            let entries = match std::fs::read_dir("/proc") {
+                Ok(entries) => entries,
+                Err(err) => {
+                    tracing::warn!("cannot list /proc to find orphans: {err}");
+                    return Vec::new();
+                }
+            };
+            let me = std::process::id().to_string();
+            entries
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .filter_map(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    // `PID (COMMAND) STATE PPID ...`; the command may hold
+                    // spaces and parentheses.
+                    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+                    let state = fields.next()?.chars().next()?;
+                    (fields.next()? == me).then_some((pid, state))
+                })
+                .collect()
+        }
+    }
+
+    #[cfg(target_os = "freebsd")]
+    mod system {
+        use super::*;
+
+        /// `struct procctl_reaper_kill` of `<sys/procctl.h>`, which libc
+        /// does not have.
+        #[repr(C)]
+        struct ReaperKill {
+            rk_sig: libc::c_int,
+            rk_flags: libc::c_uint,
+            rk_subtree: libc::pid_t,
+            rk_killed: libc::c_uint,
+            rk_fpid: libc::pid_t,
+            rk_pad: [libc::c_uint; 15],
+        }
+
+        fn procctl_self(command: libc::c_int, data: *mut libc::c_void) -> io::Result<()> {
+            // SAFETY: `data` is null or points to the struct `command`
+            // expects, alive for the call.
+            let rc = unsafe {
+                libc::procctl(
+                    libc::P_PID,
+                    libc::id_t::from(std::process::id()),
+                    command,
+                    data,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+
+        /// `PROC_REAP_ACQUIRE`; already being the reaper is fine.
+        pub(super) fn acquire() -> io::Result<bool> {
+            match procctl_self(libc::PROC_REAP_ACQUIRE, std::ptr::null_mut()) {
+                Err(err) if err.raw_os_error() != Some(libc::EBUSY) => Err(err),
+                _ => Ok(true),
+            }
+        }
+
+        pub(super) fn reap_exited(leaders: &BTreeSet<i32>) {
+            reap_exited_children(leaders);
+        }
+
+        /// `PROC_REAP_KILL` with SIGKILL over all descendants, at once.
+        /// It spares no one, so it is only called when no hook program is
+        /// left to tokio (at shutdown, after the hook task ended).
+        pub(super) fn kill_descendants(
+            _leaders: &BTreeSet<i32>,
+            _killed: &mut BTreeSet<i32>,
+        ) -> usize {
+            let mut request = ReaperKill {
+                rk_sig: libc::SIGKILL,
+                rk_flags: 0,
+                rk_subtree: 0,
+                rk_killed: 0,
+                rk_fpid: 0,
+                rk_pad: [0; 15],
+            };
+            let data = std::ptr::addr_of_mut!(request).cast::<libc::c_void>();
+            match procctl_self(libc::PROC_REAP_KILL, data) {
+                Ok(()) => request.rk_killed as usize,
+                // Nothing to kill.
+                Err(err) if err.raw_os_error() == Some(libc::ESRCH) => 0,
+                Err(err) => {
+                    tracing::warn!("cannot kill the processes hooks left behind: {err}");
+                    0
+                }
+            }
+        }
+
+        /// Whether any child is left, exited or not.
+        pub(super) fn descendants_remain(_leaders: &BTreeSet<i32>) -> bool {
+            use nix::sys::wait::{waitid, Id, WaitPidFlag};
+            let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            !matches!(waitid(Id::All, peek), Err(Errno::ECHILD))
+        }
+    }
+
+    /// No reaper on other systems: orphans go to init, and only the hooks'
+    /// process groups are killed.
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    mod system {
+        use super::*;
+
+        pub(super) fn acquire() -> io::Result<bool> {
+            Ok(false)
+        }
+
+        pub(super) fn reap_exited(_leaders: &BTreeSet<i32>) {}
+
+        pub(super) fn kill_descendants(
+            _leaders: &BTreeSet<i32>,
+            _killed: &mut BTreeSet<i32>,
+        ) -> usize {
+            0
+        }
+
+        pub(super) fn descendants_remain(_leaders: &BTreeSet<i32>) -> bool {
+            false
+        }
     }
 }
 
@@ -535,17 +1127,33 @@ fn describe(ending: &Ending, timeout: Duration) -> String {
     }
 }
 
-/// The log lines for one stream's kept output, each after `prefix`.
+/// The log lines for one stream's kept output, each after `prefix`, with
+/// control characters escaped.
 fn output_lines(prefix: &str, captured: &Captured) -> Vec<String> {
     let mut lines: Vec<String> = captured
         .lines()
         .into_iter()
-        .map(|line| format!("{prefix}: {line}"))
+        .map(|line| format!("{prefix}: {}", escape_controls(&line)))
         .collect();
     if captured.truncated {
         lines.push(format!("{prefix}: (more output discarded)"));
     }
     lines
+}
+
+/// `text` with every control character escaped as in Rust source (`\r`,
+/// `\u{1b}`): a hook's carriage return or terminal escape must not hide
+/// or forge log lines, nor reach the terminal of whoever reads the log.
+fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// The hook's program, to name it in the log.
@@ -905,14 +1513,145 @@ mod tests {
         for seq in 1..=4 {
             pids.push(wait_for_pid(&dir.path().join(format!("pid.{seq}"))).await);
         }
-        let counters = handle.counters.clone();
+        let shared = handle.shared.clone();
         tokio::time::timeout(Duration::from_secs(5), handle.shutdown())
             .await
             .expect("shutdown within 5 s");
-        let stats = counters.snapshot();
+        let stats = shared.counters.snapshot();
         assert_eq!((stats.started, stats.failed, stats.dropped), (4, 4, 2));
         for pid in pids {
             assert!(reaped(pid), "hook {pid} still exists");
         }
+    }
+
+    /// SIGKILLs a process a test recorded, when the test ends, so a failing
+    /// test leaves nothing behind.
+    struct KillOnDrop(i32);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+
+    async fn wait_dead(pid: i32, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dead(pid) {
+            assert!(Instant::now() < deadline, "{what} {pid} survived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn what_an_exited_hook_left_running_is_killed_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"sleep 3173 & echo $! > "$1/pid"; exit 0"#;
+        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 500)]);
+        handle.dispatch(event(Kind::Failover, 1));
+        let pid = wait_for_pid(&dir.path().join("pid")).await;
+        let _guard = KillOnDrop(pid);
+        let stats = wait_for_stats(&handle, |s| s.succeeded == 1).await;
+        assert_eq!(stats.timed_out, 0, "{stats:?}");
+        wait_dead(pid, "background process").await;
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_kills_what_an_exited_hook_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"sleep 3174 & echo $! > "$1/pid"; exit 0"#;
+        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 60_000)]);
+        handle.dispatch(event(Kind::Failover, 1));
+        let pid = wait_for_pid(&dir.path().join("pid")).await;
+        let _guard = KillOnDrop(pid);
+        wait_for_stats(&handle, |s| s.succeeded == 1).await;
+        assert!(!dead(pid), "background process {pid} died on its own");
+        tokio::time::timeout(Duration::from_secs(5), handle.shutdown())
+            .await
+            .expect("shutdown within 5 s");
+        wait_dead(pid, "background process").await;
+    }
+
+    #[tokio::test]
+    async fn port_and_failover_runs_are_not_dropped_behind_config_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let kinds = [Kind::ConfigReloaded, Kind::Failover, Kind::PortDown];
+        let script = r#"echo "$LAGGMOND_EVENT" >> "$1/ran""#;
+        let handle = spawn(vec![sh_hook(&kinds, script, dir.path(), 5000)]);
+        // No await in between: the hook task takes nothing meanwhile.
+        for seq in 0..QUEUE_CAPACITY as u64 {
+            handle.dispatch(event(Kind::ConfigReloaded, seq));
+        }
+        for seq in 100..105 {
+            handle.dispatch(event(Kind::Failover, seq));
+            handle.dispatch(event(Kind::PortDown, seq + 10));
+        }
+        // The queue is full of config and port runs; config runs are
+        // dropped, not the port runs they would displace.
+        handle.dispatch(event(Kind::ConfigReloaded, 200));
+        assert_eq!(handle.stats().dropped, 11);
+        let capacity = QUEUE_CAPACITY as u64;
+        let stats = wait_for_stats(&handle, |s| s.succeeded == capacity).await;
+        assert_eq!((stats.started, stats.failed), (capacity, 0), "{stats:?}");
+        let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap();
+        let count = |kind: &str| ran.lines().filter(|line| *line == kind).count();
+        assert_eq!(count("failover"), 5, "{ran}");
+        assert_eq!(count("port_down"), 5, "{ran}");
+        assert_eq!(count("config_reloaded"), QUEUE_CAPACITY - 10, "{ran}");
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn port_runs_are_dropped_only_when_no_config_run_is_queued() {
+        let handle = spawn(vec![argv_hook(&[Kind::PortUp], &["true"], 5000)]);
+        for seq in 0..=QUEUE_CAPACITY as u64 {
+            handle.dispatch(event(Kind::PortUp, seq));
+        }
+        assert_eq!(handle.stats().dropped, 1);
+        handle.shutdown().await;
+    }
+
+    #[test]
+    fn every_dropped_run_is_counted_in_a_report() {
+        let job = Job {
+            hook: Arc::new(argv_hook(&[Kind::Failover], &["/bin/hook"], 1000)),
+            event: event(Kind::Failover, 7),
+        };
+        let mut tally = DropTally::default();
+        for _ in 0..3 {
+            tally.note(&job);
+        }
+        let first = tally
+            .report(false)
+            .expect("the first drops are reported at once");
+        assert!(first.contains(": 3 run(s) dropped"), "{first}");
+        assert!(first.contains("/bin/hook for failover event #7"), "{first}");
+        tally.note(&job);
+        tally.note(&job);
+        assert_eq!(
+            tally.report(false),
+            None,
+            "reported again within the interval"
+        );
+        let last = tally.report(true).expect("the rest is reported at the end");
+        assert!(
+            last.contains(": 2 run(s) dropped in the last 0 s"),
+            "{last}"
+        );
+        assert_eq!(tally.report(true), None, "nothing left to report");
+    }
+
+    #[test]
+    fn control_characters_in_hook_output_are_escaped() {
+        assert_eq!(
+            escape_controls("a\rb\u{1b}[31mc\td\u{7f}é"),
+            "a\\rb\\u{1b}[31mc\\td\\u{7f}é"
+        );
+        let mut captured = Captured::default();
+        captured.absorb(b"ok\r\nforged\rreal\x1b[2K\n\xff\n");
+        assert_eq!(
+            output_lines("h", &captured),
+            ["h: ok", "h: forged\\rreal\\u{1b}[2K", "h: \u{fffd}"]
+        );
     }
 }
