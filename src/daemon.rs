@@ -111,6 +111,10 @@ pub fn run(opts: RunOptions) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let signals = Signals::install()?;
+        // After detaching, whose fork would drop it; before the first hook.
+        if let Err(e) = hooks::become_reaper() {
+            tracing::warn!("cannot become the reaper of hook descendants: {e}");
+        }
         let platform = start_platform()?;
         let shutdown = CancellationToken::new();
         let daemon = Daemon::start(Arc::new(config), platform, logger, shutdown.clone())?;

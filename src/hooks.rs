@@ -1133,27 +1133,12 @@ fn output_lines(prefix: &str, captured: &Captured) -> Vec<String> {
     let mut lines: Vec<String> = captured
         .lines()
         .into_iter()
-        .map(|line| format!("{prefix}: {}", escape_controls(&line)))
+        .map(|line| format!("{prefix}: {}", crate::log::escape_controls(&line)))
         .collect();
     if captured.truncated {
         lines.push(format!("{prefix}: (more output discarded)"));
     }
     lines
-}
-
-/// `text` with every control character escaped as in Rust source (`\r`,
-/// `\u{1b}`): a hook's carriage return or terminal escape must not hide
-/// or forge log lines, nor reach the terminal of whoever reads the log.
-fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_debug());
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
 }
 
 /// The hook's program, to name it in the log.
@@ -1644,7 +1629,7 @@ mod tests {
     #[test]
     fn control_characters_in_hook_output_are_escaped() {
         assert_eq!(
-            escape_controls("a\rb\u{1b}[31mc\td\u{7f}é"),
+            crate::log::escape_controls("a\rb\u{1b}[31mc\td\u{7f}é"),
             "a\\rb\\u{1b}[31mc\\td\\u{7f}é"
         );
         let mut captured = Captured::default();

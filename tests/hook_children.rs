@@ -150,7 +150,6 @@ fn a_background_process_of_an_exited_hook_dies_at_the_stop() {
 }
 
 #[test]
-#[ignore = "needs hooks::become_reaper() called at the daemon's start"]
 fn a_process_that_left_the_hooks_session_is_reaped_and_dies_at_the_stop() {
     const SLEEP: &[&str] = &["sleep", "3176"];
     let leftovers = Leftovers(SLEEP);
