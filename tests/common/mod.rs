@@ -232,7 +232,9 @@ impl Daemon {
             socket: files.socket(),
             log: files.log(),
         };
-        let ready = wait_for(Duration::from_secs(10), || {
+        // Generous: in the VM the first start reads the debug binary over
+        // 9p on an emulated CPU, which can take seconds on a busy host.
+        let ready = wait_for(Duration::from_secs(30), || {
             daemon.status_json().is_some() || daemon.exited()
         });
         assert!(
