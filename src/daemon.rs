@@ -562,7 +562,18 @@ impl Daemon {
                 Reply::ok()
             }
             Err(message) => {
-                tracing::error!("reload refused: {message}");
+                // One log line per problem, each with the prefix, so that
+                // syslog (one record per line) and grep keep the context.
+                let mut lines = message.lines().filter(|line| !line.trim().is_empty());
+                match lines.next() {
+                    None => tracing::error!("reload refused"),
+                    Some(first) => {
+                        tracing::error!("reload refused: {first}");
+                        for line in lines {
+                            tracing::error!("reload refused: {line}");
+                        }
+                    }
+                }
                 self.publish(What {
                     error: Some(message.clone()),
                     ..What::global(Kind::ConfigRejected)
