@@ -203,6 +203,47 @@ fn a_deleted_socket_file_is_bound_again_on_sighup() {
     );
 }
 
+/// The socket's path taken by a regular file (a stray `> /var/run/...`, or
+/// someone locking clients out): on SIGHUP the daemon says so, moves the
+/// file aside, keeping it, and binds its socket again.
+#[test]
+fn a_socket_file_replaced_by_a_regular_file_is_moved_aside_and_bound_again_on_sighup() {
+    let files = Files::new();
+    let (_bench, daemon) = start_two_ports(&files);
+    let seq = daemon.last_seq();
+
+    let socket = files.socket();
+    fs::remove_file(&socket).expect("remove the socket file");
+    fs::write(&socket, "not a socket\n").expect("write the impostor");
+    let status = daemon.cli(&["status"]);
+    assert!(!status.status.success(), "{status:?}");
+
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        common::wait_for(PROMPTLY, || daemon.status_json().is_some()),
+        "the socket was not bound again; log:\n{}",
+        daemon.log_text()
+    );
+    let kind = fs::symlink_metadata(&socket).expect("socket").file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&kind), "{kind:?}");
+    let aside = files.path("laggmond.sock.displaced");
+    assert_eq!(
+        fs::read_to_string(&aside).expect("the impostor is kept aside"),
+        "not a socket\n"
+    );
+    expect_event(&daemon, seq, "config_reloaded", |e| {
+        e["kind"] == "config_reloaded"
+    });
+    let log = daemon.log_text();
+    let warning = format!(
+        "control socket {} was replaced by a regular file; moved it to {}",
+        socket.display(),
+        aside.display()
+    );
+    assert!(log.contains(&warning), "log:\n{log}");
+    assert_eq!(daemon.group("uplink")["active"], "p0");
+}
+
 /// A config replaced by a FIFO, nobody writing to it, then a writer that
 /// holds it open and never writes: a blocking open or read would hang the
 /// daemon loop for as long as the writer likes; the reload is refused by
