@@ -756,10 +756,8 @@ fn names_and_paths_refuse_invisible_and_control_characters() {
         }
     }
     // Letters of any script are fine.
-    parse(&format!(
-        "groups:\n  \"gr\u{fc}n0\": {{ driver: none, ports: [p0] }}\n"
-    ))
-    .expect("a non-ASCII letter is visible");
+    parse("groups:\n  \"gr\u{fc}n0\": { driver: none, ports: [p0] }\n")
+        .expect("a non-ASCII letter is visible");
 }
 
 /// Every integer key says which of the two mistakes was made: a number
