@@ -296,7 +296,10 @@ impl Config {
                 "empty configuration; at least one group is required",
             ));
         };
-        let mut checker = Checker::default();
+        let mut checker = Checker {
+            source: text,
+            problems: Vec::new(),
+        };
         let config = checker.config(&root, path);
         match config {
             Some(config) if checker.problems.is_empty() => Ok(config),
@@ -640,7 +643,9 @@ fn item_key(parent: &str, index: usize) -> String {
 fn shown_key(name: &str) -> String {
     let plain = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| !c.is_control() && !c.is_whitespace());
+        && name
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !invisible(c));
     if plain {
         name.to_owned()
     } else {
@@ -653,7 +658,9 @@ fn shown_key(name: &str) -> String {
 fn shown(value: &str) -> String {
     let plain = !value.is_empty()
         && value.len() <= 64
-        && value.chars().all(|c| !c.is_control() && c != '`');
+        && value
+            .chars()
+            .all(|c| !c.is_control() && c != '`' && !invisible(c));
     if plain {
         format!("`{value}`")
     } else {
@@ -672,6 +679,55 @@ fn position(location: serde_saphyr::Location) -> Option<Position> {
     (location.line() > 0).then(|| Position {
         line: location.line(),
         column: location.column(),
+    })
+}
+
+/// Whether `text` is a whole number as YAML writes one (`42`, `-7`,
+/// `0x2a`, `0o52`), for telling a number out of range from a fraction.
+fn looks_integral(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if let Some(hex) = digits.strip_prefix("0x") {
+        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    if let Some(octal) = digits.strip_prefix("0o") {
+        return !octal.is_empty() && octal.chars().all(|c| matches!(c, '0'..='7'));
+    }
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Characters that do not show as themselves: a name holding one looks
+/// like another name in a listing or a log (`lagg0` with a zero-width
+/// space, a path whose tail a right-to-left override reverses), so names
+/// and paths refuse them.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        // Zero-width space, non-joiner, joiner; word joiner; BOM.
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        // Left-to-right, right-to-left and Arabic letter marks.
+        | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        // Bidi embeddings, overrides and isolates.
+        | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// What is wrong with a name or path that holds a control character or
+/// an invisible one (the first found), as the end of a message.
+fn hidden_character(text: &str) -> Option<String> {
+    text.chars().find_map(|c| {
+        if c.is_control() {
+            Some(format!(
+                "contains a control character (U+{:04X})",
+                u32::from(c)
+            ))
+        } else if invisible(c) {
+            Some(format!(
+                "contains an invisible or bidirectional formatting character (U+{:04X})",
+                u32::from(c)
+            ))
+        } else {
+            None
+        }
     })
 }
 
@@ -811,12 +867,14 @@ impl<'n> Fields<'n> {
 }
 
 /// Applies the schema to a parsed tree, collecting every problem.
-#[derive(Default)]
-struct Checker {
+struct Checker<'s> {
+    /// The text the tree was parsed from: a number too large or written
+    /// with a fraction is shown as written, not as the float YAML made of it.
+    source: &'s str,
     problems: Vec<Problem>,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn report(&mut self, at: Location, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             position: position(at),
@@ -965,22 +1023,39 @@ impl Checker {
         let Some(node) = node else {
             return default;
         };
-        let Node::Int(value) = node.value else {
-            self.wrong_type(node, key, "an integer");
-            return default;
-        };
-        match u64::try_from(value) {
-            Ok(value) if range.contains(&value) => value,
-            _ => {
-                let message = format!(
-                    "must be between {} and {}, found {value}",
-                    range.start(),
-                    range.end()
-                );
-                self.report(node.referenced, key, message);
-                default
+        let allowed = format!("an integer from {} to {}", range.start(), range.end());
+        let problem = match &node.value {
+            Node::Int(value) => match u64::try_from(*value) {
+                Ok(value) if range.contains(&value) => return value,
+                _ => format!("`{value}` is out of range; must be {allowed}"),
+            },
+            // YAML makes a float of an integer too large for 64 bits, so
+            // the text decides which of the two mistakes was made.
+            Node::Float(value) => {
+                let written = self.written(node).unwrap_or_else(|| value.to_string());
+                if looks_integral(&written) {
+                    format!("{} is out of range; must be {allowed}", shown(&written))
+                } else {
+                    format!("{} is not an integer; must be {allowed}", shown(&written))
+                }
             }
-        }
+            _ => {
+                self.wrong_type(node, key, &allowed);
+                return default;
+            }
+        };
+        self.report(node.referenced, key, problem);
+        default
+    }
+
+    /// The scalar as it is written in the file (where it is defined, for
+    /// an alias), when the parser says where that is.
+    fn written(&self, node: &Spanned<Node>) -> Option<String> {
+        let span = node.defined.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        let text = self.source.get(start..start.checked_add(len)?)?.trim();
+        (!text.is_empty()).then(|| text.to_owned())
     }
 
     fn duration(
@@ -1056,8 +1131,8 @@ impl Checker {
             format!("must be an absolute path, found {}", shown(text))
         } else if text.ends_with('/') {
             "must name a socket file, not a directory".to_owned()
-        } else if text.contains('\0') {
-            "may not contain NUL".to_owned()
+        } else if let Some(hidden) = hidden_character(text) {
+            format!("path {} {hidden}", shown(text))
         } else if text.len() > MAX_SOCKET_PATH {
             format!("longer than {MAX_SOCKET_PATH} bytes, the limit of a Unix socket path")
         } else {
@@ -1070,6 +1145,11 @@ impl Checker {
     fn socket_group(&mut self, node: Option<&Spanned<Node>>) -> Option<String> {
         let node = node.filter(|node| !matches!(node.value, Node::Null))?;
         let text = self.string(node, "socket_group", "a group name")?;
+        if let Some(hidden) = hidden_character(text) {
+            let message = format!("group name {} {hidden}", shown(text));
+            self.report(node.referenced, "socket_group", message);
+            return None;
+        }
         let bad = text.is_empty()
             || text
                 .chars()
@@ -1341,12 +1421,14 @@ impl Checker {
             )
         } else if name == "." || name == ".." {
             format!("{what} {} is not a valid interface name", shown(name))
+        } else if let Some(hidden) = hidden_character(name) {
+            format!("{what} {} {hidden}", shown(name))
         } else if name
             .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
         {
             format!(
-                "{what} {} may not contain '/', ':', whitespace or control characters",
+                "{what} {} may not contain '/', ':' or whitespace",
                 shown(name)
             )
         } else {
@@ -1460,7 +1542,12 @@ impl Checker {
             argv.push(arg.to_owned());
         }
         if let Node::Str(path) = &program.value {
-            if !path.starts_with('/') {
+            // A NUL is reported above, as in any argument.
+            let hidden = hidden_character(path).filter(|_| !path.contains('\0'));
+            if let Some(hidden) = hidden {
+                let message = format!("the program {} {hidden}", shown(path));
+                self.report(program.referenced, key, message);
+            } else if !path.starts_with('/') {
                 let message = format!(
                     "the program must be an absolute path, found {}",
                     shown(path)

@@ -562,7 +562,18 @@ impl Daemon {
                 Reply::ok()
             }
             Err(message) => {
-                tracing::error!("reload refused: {message}");
+                // One log line per problem, each with the prefix, so that
+                // syslog (one record per line) and grep keep the context.
+                let mut lines = message.lines().filter(|line| !line.trim().is_empty());
+                match lines.next() {
+                    None => tracing::error!("reload refused"),
+                    Some(first) => {
+                        tracing::error!("reload refused: {first}");
+                        for line in lines {
+                            tracing::error!("reload refused: {line}");
+                        }
+                    }
+                }
                 self.publish(What {
                     error: Some(message.clone()),
                     ..What::global(Kind::ConfigRejected)
@@ -743,20 +754,40 @@ impl ControlSocket {
         })
     }
 
-    /// Someone deleted the socket file under us: bind it again (on reload).
+    /// Someone deleted the socket file under us, or put something else in
+    /// its place: bind it again (on reload), so clients work again.
     fn reopen_if_gone(
         &mut self,
         config: &Config,
         to_daemon: &mpsc::Sender<ControlRequest>,
         events: &broadcast::Sender<Arc<Event>>,
     ) {
-        if self.path.exists() {
-            return;
+        let at = self.path.display();
+        match server::occupant(&self.path) {
+            Ok(server::Occupant::Socket) => return,
+            Ok(server::Occupant::Nothing) => {
+                tracing::warn!("control socket {at} vanished; binding it again");
+            }
+            // Our own path, taken by something else: bind would refuse to
+            // replace it, leaving clients locked out. It is moved aside
+            // (kept, in case it matters to someone), not removed.
+            Ok(server::Occupant::Other(kind)) => match server::displace(&self.path) {
+                Ok(aside) => tracing::warn!(
+                    "control socket {at} was replaced by {kind}; moved it to {} and binding the socket again",
+                    aside.display()
+                ),
+                Err(e) => {
+                    tracing::error!(
+                        "control socket {at} was replaced by {kind} that cannot be moved aside ({e}); remove it and send SIGHUP"
+                    );
+                    return;
+                }
+            },
+            Err(e) => {
+                tracing::error!("control socket: {e}");
+                return;
+            }
         }
-        tracing::warn!(
-            "control socket {} vanished; binding it again",
-            self.path.display()
-        );
         self.stop.cancel();
         match ControlSocket::open(config, to_daemon.clone(), events.clone()) {
             Ok(fresh) => *self = fresh,

@@ -37,6 +37,11 @@ struct Cli {
     #[arg(short, long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
 
+    /// The daemon's pidfile: written and locked by run; the client commands
+    /// look at it when the socket does not answer [default: /var/run/laggmond.pid]
+    #[arg(long, global = true, value_name = "PATH")]
+    pidfile: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -51,9 +56,6 @@ enum Command {
         /// Stay in the foreground and log to stderr
         #[arg(short, long)]
         foreground: bool,
-        /// Write the daemon's pid to this file
-        #[arg(long, value_name = "PATH")]
-        pidfile: Option<PathBuf>,
     },
     /// Check a config file and exit
     CheckConfig {
@@ -147,17 +149,18 @@ impl From<io::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
+        Command::Run { config, foreground } => daemon::run(RunOptions {
             config,
             foreground,
-            pidfile,
-        } => daemon::run(RunOptions {
-            config,
-            foreground,
-            pidfile,
+            pidfile: cli.pidfile,
         }),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Client(command) => talk(&socket_path(cli.socket), command),
+        Command::Client(command) => {
+            let pidfile = cli
+                .pidfile
+                .unwrap_or_else(|| PathBuf::from(daemon::DEFAULT_PIDFILE));
+            talk(&socket_path(cli.socket), &pidfile, command)
+        }
     }
 }
 
@@ -190,7 +193,10 @@ fn check_config(path: &Path) -> ExitCode {
 }
 
 /// Runs one client command and turns its outcome into an exit status.
-fn talk(socket: &Path, command: ClientCommand) -> ExitCode {
+/// When the socket does not answer but a daemon holds `pidfile` locked,
+/// the daemon runs and lost its socket: that is said, with the cure, and
+/// the command fails (status 1) rather than reporting "not running".
+fn talk(socket: &Path, pidfile: &Path, command: ClientCommand) -> ExitCode {
     let not_running = match command {
         ClientCommand::Status { .. } => ExitCode::from(EXIT_NOT_RUNNING),
         _ => ExitCode::FAILURE,
@@ -209,12 +215,21 @@ fn talk(socket: &Path, command: ClientCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): nothing left to do, nothing wrong.
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Client(ClientError::NotRunning { socket, stale })) => {
+            match client::locked_pid(pidfile) {
+                Some(pid) => {
+                    complain(socket_lost(&socket, stale, &pid, pidfile));
+                    ExitCode::FAILURE
+                }
+                None => {
+                    complain(ClientError::NotRunning { socket, stale });
+                    not_running
+                }
+            }
+        }
         Err(failure) => {
             complain(&failure);
-            match failure {
-                Failure::Client(ClientError::NotRunning { .. }) => not_running,
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::FAILURE
         }
     }
 }
@@ -328,6 +343,26 @@ fn accepted(reply: Reply) -> Result<Reply, Failure> {
 /// A successful reply that lacks what was asked for.
 fn missing(what: &str) -> Failure {
     Failure::Refused(format!("the daemon's reply carried no {what}"))
+}
+
+/// The daemon runs (it holds its pidfile) but nothing answers on `socket`:
+/// removed (`stale: false`) or replaced by another file.
+fn socket_lost(socket: &Path, stale: bool, pid: &str, pidfile: &Path) -> String {
+    let (found, what) = if stale {
+        ("nothing listens on this socket", "replaced")
+    } else {
+        ("no such socket", "removed")
+    };
+    let runs = if pid.is_empty() {
+        "laggmond runs".to_owned()
+    } else {
+        format!("laggmond runs as pid {pid}")
+    };
+    format!(
+        "{}: {found}, but {runs} (from {}): its socket was {what}; send it SIGHUP to bind it again",
+        socket.display(),
+        pidfile.display()
+    )
 }
 
 /// One error line on stderr.

@@ -254,6 +254,49 @@ fn a_broken_config_on_sighup_keeps_the_old_one() {
     assert_eq!(daemon.group("uplink")["active"], "p1");
 }
 
+/// A refused reload logs each problem on a line of its own, each with the
+/// same prefix, so syslog (a record per line) and a grep for the prefix
+/// keep every problem; the `config_rejected` event keeps the whole message.
+#[test]
+fn a_refused_reload_logs_one_prefixed_line_per_problem() {
+    let bench = Bench::new();
+    bench.add_port("p0");
+    let files = Files::new();
+    two_port_config(&files, &["p0"]);
+    let daemon = Daemon::start(&bench.ns, &files);
+    let seq = daemon.last_seq();
+
+    std::fs::write(
+        files.config(),
+        "history: 10.0\ngroups:\n  uplink:\n    ports: [p0]\n    bogus: 1\n",
+    )
+    .expect("write");
+    daemon.signal(Signal::SIGHUP);
+    let rejected = daemon
+        .wait_event(seq, SECOND, is("config_rejected"))
+        .expect("config_rejected");
+    let error = rejected["error"].as_str().unwrap_or_default();
+    let path = files.config().display().to_string();
+    let problems: Vec<&str> = error.lines().collect();
+    assert_eq!(problems.len(), 3, "three problems: {error}");
+    assert!(problems
+        .iter()
+        .all(|line| line.starts_with(&format!("{path}:"))));
+
+    let log = daemon.log_text();
+    let logged: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("reload refused"))
+        .collect();
+    assert_eq!(logged.len(), problems.len(), "log:\n{log}");
+    for (line, problem) in logged.iter().zip(&problems) {
+        assert!(
+            line.ends_with(&format!("reload refused: {problem}")),
+            "{line:?} should end with the problem {problem:?}"
+        );
+    }
+}
+
 #[test]
 fn sigterm_removes_socket_and_pidfile_and_a_second_instance_refuses() {
     let bench = Bench::new();

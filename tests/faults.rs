@@ -203,6 +203,97 @@ fn a_deleted_socket_file_is_bound_again_on_sighup() {
     );
 }
 
+/// The socket's path taken by a regular file (a stray `> /var/run/...`, or
+/// someone locking clients out): on SIGHUP the daemon says so, moves the
+/// file aside, keeping it, and binds its socket again.
+#[test]
+fn a_socket_file_replaced_by_a_regular_file_is_moved_aside_and_bound_again_on_sighup() {
+    let files = Files::new();
+    let (_bench, daemon) = start_two_ports(&files);
+    let seq = daemon.last_seq();
+
+    let socket = files.socket();
+    fs::remove_file(&socket).expect("remove the socket file");
+    fs::write(&socket, "not a socket\n").expect("write the impostor");
+    let status = daemon.cli(&["status"]);
+    assert!(!status.status.success(), "{status:?}");
+
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        common::wait_for(PROMPTLY, || daemon.status_json().is_some()),
+        "the socket was not bound again; log:\n{}",
+        daemon.log_text()
+    );
+    let kind = fs::symlink_metadata(&socket).expect("socket").file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&kind), "{kind:?}");
+    let aside = files.path("laggmond.sock.displaced");
+    assert_eq!(
+        fs::read_to_string(&aside).expect("the impostor is kept aside"),
+        "not a socket\n"
+    );
+    expect_event(&daemon, seq, "config_reloaded", |e| {
+        e["kind"] == "config_reloaded"
+    });
+    let log = daemon.log_text();
+    let warning = format!(
+        "control socket {} was replaced by a regular file; moved it to {}",
+        socket.display(),
+        aside.display()
+    );
+    assert!(log.contains(&warning), "log:\n{log}");
+    assert_eq!(daemon.group("uplink")["active"], "p0");
+}
+
+/// `status` against a daemon that runs but whose socket is gone (removed,
+/// or replaced by a regular file) says so, with the pid from the pidfile
+/// and the cure, and fails with status 1, not 3 ("not running"); once
+/// the daemon has stopped, the same command says "not running" again.
+#[test]
+fn status_without_a_socket_names_the_daemon_that_still_runs() {
+    let files = Files::new();
+    let (_bench, mut daemon) = start_two_ports(&files);
+    let socket = files.socket();
+    let pidfile = files.pidfile();
+    let pid = daemon.pid();
+    let status = || {
+        let pidfile = pidfile.to_str().expect("a UTF-8 path");
+        common::cli(&socket, &["--pidfile", pidfile, "status"])
+    };
+
+    fs::remove_file(&socket).expect("remove the socket file");
+    let gone = status();
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&gone.stderr),
+        format!(
+            "laggmond: {}: no such socket, but laggmond runs as pid {pid} (from {}): its socket was removed; send it SIGHUP to bind it again\n",
+            socket.display(),
+            pidfile.display()
+        )
+    );
+
+    fs::write(&socket, "").expect("write the impostor");
+    let replaced = status();
+    assert_eq!(replaced.status.code(), Some(1), "{replaced:?}");
+    let stderr = String::from_utf8_lossy(&replaced.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "nothing listens on this socket, but laggmond runs as pid {pid}"
+        )) && stderr.contains("its socket was replaced; send it SIGHUP"),
+        "{stderr}"
+    );
+
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(PROMPTLY), Some(0), "{}", daemon.log_text());
+    fs::remove_file(&socket).ok();
+    let stopped = status();
+    assert_eq!(stopped.status.code(), Some(3), "{stopped:?}");
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("not running"),
+        "{stopped:?}"
+    );
+}
+
 /// A config replaced by a FIFO, nobody writing to it, then a writer that
 /// holds it open and never writes: a blocking open or read would hang the
 /// daemon loop for as long as the writer likes; the reload is refused by

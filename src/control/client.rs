@@ -197,6 +197,45 @@ impl Connection {
     }
 }
 
+/// Longest pid shown from a pidfile: a pid has at most 10 digits; more is
+/// not a pid, and a hostile file must not flood the terminal.
+const MAX_PID_SHOWN: usize = 20;
+
+/// Whether a daemon holds `pidfile` locked, as a running laggmond does, and
+/// the pid written in it (escaped and shortened for printing; empty in the
+/// instant between the lock and the write). `None` when nothing holds the
+/// lock or the file cannot be checked. Lets the CLI tell "not running" from
+/// "running, but its socket is gone".
+///
+/// The file is opened read-only, without following a symbolic link and
+/// without blocking on a FIFO, and only a regular file counts. Probing the
+/// lock takes it for an instant when it is free, so a daemon starting at
+/// that very instant may be refused; that is as rare as it is harmless.
+pub fn locked_pid(pidfile: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(pidfile)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    match file.try_lock() {
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        // Free (our lock goes with the file) or not lockable: no daemon.
+        Ok(()) | Err(std::fs::TryLockError::Error(_)) => return None,
+    }
+    let mut bytes = Vec::new();
+    // A pid and a newline; anything longer is cut below anyway.
+    let _ = (&file).take(64).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let pid: String = text.trim().chars().take(MAX_PID_SHOWN).collect();
+    Some(crate::log::escape_controls(&pid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

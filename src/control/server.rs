@@ -116,6 +116,80 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     }
 }
 
+/// What is at the control socket's path, for a daemon checking that its
+/// socket is still there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Occupant {
+    /// Nothing: the file was removed.
+    Nothing,
+    /// A socket, presumably the daemon's own.
+    Socket,
+    /// Something else, described for the log ("a regular file").
+    Other(&'static str),
+}
+
+/// What occupies `path`, without following a symbolic link there.
+pub fn occupant(path: &Path) -> io::Result<Occupant> {
+    let kind = match fs::symlink_metadata(path) {
+        Ok(metadata) => metadata.file_type(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Occupant::Nothing),
+        Err(e) => return Err(with_path(e, "cannot inspect", path)),
+    };
+    Ok(if kind.is_socket() {
+        Occupant::Socket
+    } else if kind.is_file() {
+        Occupant::Other("a regular file")
+    } else if kind.is_dir() {
+        Occupant::Other("a directory")
+    } else if kind.is_symlink() {
+        Occupant::Other("a symbolic link")
+    } else if kind.is_fifo() {
+        Occupant::Other("a FIFO")
+    } else {
+        Occupant::Other("a device")
+    })
+}
+
+/// Most `.displaced` names tried before giving up: more than a few
+/// impostors not cleaned up is for the operator to look at.
+const MAX_DISPLACED: usize = 10;
+
+/// Moves whatever took the place of the daemon's socket file aside to
+/// `PATH.displaced` (or `PATH.displaced.1`, ...), and returns the new name.
+///
+/// Moved, not removed: it may be evidence of tampering, or the data of a
+/// program that was given the wrong path, and keeping it costs nothing. A
+/// rename within the directory moves a symbolic link itself, never what it
+/// points at, and copies nothing. An existing name is never overwritten;
+/// the check before the rename can only be raced by someone who may write
+/// to the socket's directory, who could replace the socket anyway.
+pub fn displace(path: &Path) -> io::Result<std::path::PathBuf> {
+    let mut base = path.as_os_str().to_owned();
+    base.push(".displaced");
+    for index in 0..MAX_DISPLACED {
+        let mut aside = base.clone();
+        if index > 0 {
+            aside.push(format!(".{index}"));
+        }
+        let aside = std::path::PathBuf::from(aside);
+        match fs::symlink_metadata(&aside) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(with_path(e, "cannot inspect", &aside)),
+        }
+        fs::rename(path, &aside).map_err(|e| with_path(e, "cannot rename", path))?;
+        return Ok(aside);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} and {} more names like it exist already",
+            Path::new(&base).display(),
+            MAX_DISPLACED - 1
+        ),
+    ))
+}
+
 /// Whether a process accepts connections on the socket at `path`. The probe
 /// does not block, so a hung daemon with a full backlog cannot hang us.
 fn someone_listens(path: &Path) -> io::Result<bool> {
