@@ -29,6 +29,31 @@ mkdir -p "$cache"
 say() { echo "vmtest: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# Whatever this run leaves must go, however it ends: the VM, the extra apt
+# source, temporary files.
+backports_list=/etc/apt/sources.list.d/laggmond-vmtest-backports.list
+vm=
+scratch=
+# shellcheck disable=SC2317  # run by the trap
+cleanup() {
+    [ -z "$vm" ] || kill -TERM -- "-$vm" 2>/dev/null || kill -TERM "$vm" 2>/dev/null || true
+    [ ! -e "$backports_list" ] || { rm -f "$backports_list"; apt-get update -qq || true; }
+    [ -z "$scratch" ] || rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# One run at a time per cache: a second waits instead of unpacking over
+# the kernel the first is booting.
+exec 9>"$cache/lock"
+if ! flock -n 9; then
+    say "waiting for another run using $cache"
+    flock 9
+fi
+scratch=$(mktemp -d "$cache/run.XXXXXX")
+
 apt_updated=
 apt_update() {
     [ -n "$apt_updated" ] && return 0
@@ -51,17 +76,31 @@ ensure_qemu() {
     apt_install qemu-system-x86 2>/dev/null && return 0
     # shellcheck disable=SC1091  # the system's own file
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
-    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
-    [ -n "$mirror" ] || die "no Debian mirror in the apt sources"
-    list=/etc/apt/sources.list.d/laggmond-vmtest-backports.list
-    echo "deb $mirror $codename-backports main" > "$list"
+    mirror=$(release_mirror "$codename")
+    [ -n "$mirror" ] || die "no Debian mirror for $codename in the apt sources"
+    echo "deb $mirror $codename-backports main" > "$backports_list"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         -t "$codename-backports" qemu-system-x86 >/dev/null ||
-        { rm -f "$list"; apt-get update -qq; die "could not install qemu-system-x86"; }
-    rm -f "$list"
+        die "could not install qemu-system-x86"
+    rm -f "$backports_list"
     apt-get update -qq
+}
+
+# The mirror that serves the release $1 itself (not another source's).
+release_mirror() {
+    for sources in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$sources" ] || continue
+        # Stanzas are separated by blank lines; take one whose Suites has $1.
+        awk -v suite="$1" '
+            /^[[:space:]]*$/ { if (uri != "" && found) { print uri; exit } uri = ""; found = 0; next }
+            /^URIs:/ { uri = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = 1 }
+            END { if (uri != "" && found) print uri }
+        ' "$sources"
+    done | head -n 1
+    [ ! -f /etc/apt/sources.list ] ||
+        awk -v suite="$1" '$1 == "deb" && $3 == suite { print $2; exit }' /etc/apt/sources.list
 }
 
 # What virtme-ng needs on the host, and what the guest runs from it: udev
@@ -113,16 +152,17 @@ ensure_kernel() {
         root=$cache/kernel/$image
         if [ ! -d "$root/boot" ]; then
             say "fetching $image"
-            download=$(mktemp -d "$cache/download.XXXXXX")
-            # -o APT::Sandbox::User=root: the cache may be in a private home.
-            (cd "$download" && apt-get download -qq -o APT::Sandbox::User=root "$image") ||
-                { rm -rf "$download"; die "could not download $image"; }
+            # A stale package list may name a version the archive dropped.
+            download "$image" || { apt_update && download "$image"; } ||
+                die "could not download $image"
             rm -rf "$root.new"
             mkdir -p "$cache/kernel"
-            dpkg -x "$download"/*.deb "$root.new" ||
-                { rm -rf "$download" "$root.new"; die "could not unpack $image"; }
-            rm -rf "$download" "$root"
+            dpkg -x "$scratch"/*.deb "$root.new" || die "could not unpack $image"
             mv "$root.new" "$root"
+            # Only the kernel in use is kept: each takes half a gigabyte.
+            for old in "$cache"/kernel/*; do
+                [ "$old" = "$root" ] || rm -rf "$old"
+            done
         fi
     fi
     kernel=
@@ -131,6 +171,13 @@ ensure_kernel() {
     done
     [ -n "$kernel" ] || die "could not resolve $KERNEL_PACKAGE, and no kernel is cached"
     [ -n "$image" ] || say "could not resolve $KERNEL_PACKAGE; using the cached $(basename "$kernel")"
+}
+
+# Downloads package $1 into the scratch directory.
+download() {
+    rm -f "$scratch"/*.deb
+    # -o APT::Sandbox::User=root: the cache may be in a private home.
+    (cd "$scratch" && apt-get download -qq -o APT::Sandbox::User=root "$1")
 }
 
 # KVM when the host really offers it (a nested /dev/kvm without the vendor
@@ -195,17 +242,25 @@ started=$(date +%s)
 # QEMU reopens this process's stdout and stderr by their /proc paths: on
 # a regular file that starts a second write offset over the first, so its
 # output goes through a pipe, and the exit status through a file. Its
-# stdin may be closed under CI.
-result=$(mktemp)
-trap 'rm -f "$result"' EXIT
+# stdin may be closed under CI. The VM runs in its own process group, in
+# the background, so that an interrupted run can end it (see cleanup).
+result=$scratch/status
 {
     status=0
-    timeout --kill-after=10 600 vng --run "$kernel" --force-9p ${accel_flag:+"$accel_flag"} \
+    setsid timeout --kill-after=10 600 vng --run "$kernel" --force-9p ${accel_flag:+"$accel_flag"} \
         --cpus 2 --memory 1G --append "modprobe.blacklist=$unused" \
-        -- sh -c "$guest" </dev/null 2>&1 || status=$?
+        -- sh -c "$guest" </dev/null 2>&1 &
+    echo "$!" > "$scratch/vm"
+    wait "$!" || status=$?
     echo "$status" > "$result"
-} | cat
-status=$(cat "$result")
+} | cat &
+piped=$!
+# The pipeline's subshell wrote the VM's pid; the trap needs it here.
+while [ ! -s "$scratch/vm" ] && kill -0 "$piped" 2>/dev/null; do sleep 0.1; done
+vm=$(cat "$scratch/vm" 2>/dev/null || true)
+wait "$piped" || true
+vm=
+status=$(cat "$result" 2>/dev/null || true)
 now=$(date +%s)
 say "exit status ${status:-unknown} after $((now - started)) s in the VM, $((now - began)) s in all"
 exit "${status:-1}"

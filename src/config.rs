@@ -316,14 +316,27 @@ fn too_large() -> String {
 }
 
 /// Reads the file as UTF-8 text. Anything but a regular file is refused by
-/// its type before a byte is read: a FIFO whose writer stays open would
-/// otherwise hold `check-config`, or a reload, for as long as it likes.
+/// its type, before it is even opened: a FIFO whose writer stays open would
+/// hold `check-config`, or a reload, for as long as it likes, and opening a
+/// device can act on it (a watchdog arms, a tape rewinds). What was opened
+/// is checked again, in case the path changed in between.
 fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+
     let fail = |message: String| ConfigError::whole(path, message);
+    let named = fs::metadata(path).map_err(|e| fail(io_message(&e)))?;
+    if let Some(kind) = not_a_regular_file(&named.file_type()) {
+        return Err(fail(format!("is {kind}, not a config file")));
+    }
     let file = open_for_reading(path).map_err(|e| fail(io_message(&e)))?;
     let metadata = file.metadata().map_err(|e| fail(io_message(&e)))?;
     if let Some(kind) = not_a_regular_file(&metadata.file_type()) {
         return Err(fail(format!("is {kind}, not a config file")));
+    }
+    if (metadata.dev(), metadata.ino()) != (named.dev(), named.ino()) {
+        return Err(fail(
+            "was replaced while being opened; try again".to_owned(),
+        ));
     }
     if metadata.len() > MAX_FILE_BYTES as u64 {
         return Err(fail(too_large()));

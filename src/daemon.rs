@@ -223,6 +223,14 @@ async fn stop_on_signal(mut term: Signal, mut int: Signal, shutdown: Cancellatio
     shutdown.cancel();
 }
 
+/// How often [`Pidfile::lock`] opens the pidfile again when the file it
+/// locked was unlinked meanwhile.
+const PIDFILE_ATTEMPTS: usize = 5;
+
+/// How long a busy pidfile lock is tried again before it means that
+/// another instance runs.
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
 /// The pidfile, locked for as long as this value lives and removed with it.
 struct Pidfile {
     path: PathBuf,
@@ -236,10 +244,32 @@ impl Pidfile {
     /// must not make root truncate the file it points at, so only a regular
     /// file of our own with one name is taken.
     fn lock(path: &Path) -> Result<Pidfile, String> {
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        // A stopping instance unlinks the file it held locked: a lock won
+        // on that unlinked file is worth nothing, so the file is opened
+        // again until the locked one is the one the path names.
+        for _ in 0..PIDFILE_ATTEMPTS {
+            let file = Pidfile::open_checked(path)?;
+            Pidfile::take_lock(path, &file)?;
+            if Pidfile::still_named(path, &file)? {
+                return Ok(Pidfile {
+                    path: path.to_owned(),
+                    file,
+                });
+            }
+        }
+        Err(format!(
+            "{}: replaced again and again while being locked; refusing to use it as the pidfile",
+            path.display()
+        ))
+    }
+
+    /// Opens the pidfile and refuses anything but a regular file of ours
+    /// with one name.
+    fn open_checked(path: &Path) -> Result<File, String> {
+        use std::os::unix::fs::OpenOptionsExt;
 
         let at = path.display();
-        let mut file = File::options()
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
@@ -249,11 +279,20 @@ impl Pidfile {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::EMLINK) => {
-                    format!("{at}: is a symbolic link; refusing to use it as the pidfile")
-                }
+                Some(libc::ELOOP) | Some(libc::EMLINK) => format!(
+                    "{at}: is a symbolic link (or a loop of them on the way); refusing to use it as the pidfile"
+                ),
                 _ => format!("{at}: {e}"),
             })?;
+        Pidfile::check(path, &file)?;
+        Ok(file)
+    }
+
+    /// The pidfile's own checks: type, owner, one name.
+    fn check(path: &Path, file: &File) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+
+        let at = path.display();
         let metadata = file.metadata().map_err(|e| format!("{at}: {e}"))?;
         let ours = nix::unistd::geteuid().as_raw();
         if !metadata.is_file() {
@@ -273,19 +312,44 @@ impl Pidfile {
                 metadata.nlink()
             ));
         }
-        match file.try_lock() {
-            Ok(()) => Ok(Pidfile {
-                path: path.to_owned(),
-                file,
-            }),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut pid = Vec::new();
-                let _ = (&mut file).take(32).read_to_end(&mut pid);
-                let pid = crate::log::escape_controls(String::from_utf8_lossy(&pid).trim());
-                Err(format!("already running as pid {pid}"))
+        Ok(())
+    }
+
+    /// Locks `file`. A client checking whether a daemon runs holds the
+    /// lock for an instant, so a busy lock is tried again for a moment
+    /// before it means a running instance, whose pid is named.
+    fn take_lock(path: &Path, file: &File) -> Result<(), String> {
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut pid = Vec::new();
+                    let _ = file.take(32).read_to_end(&mut pid);
+                    let pid = crate::log::escape_controls(String::from_utf8_lossy(&pid).trim());
+                    return Err(format!("already running as pid {pid}"));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("cannot lock {}: {e}", path.display()))
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {at}: {e}")),
         }
+    }
+
+    /// Whether the path still names the locked `file` with its one name
+    /// (checked again now that the lock keeps other instances out).
+    fn still_named(path: &Path, file: &File) -> Result<bool, String> {
+        use std::os::unix::fs::MetadataExt;
+
+        Pidfile::check(path, file)?;
+        let held = file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(std::fs::symlink_metadata(path)
+            .is_ok_and(|named| (named.dev(), named.ino()) == (held.dev(), held.ino())))
     }
 
     /// Writes this process's pid (after detaching, so it is the daemon's).
@@ -888,6 +952,9 @@ struct Reloads {
     running: Option<ConfigRead>,
     /// Asked for while a read ran: one more read, after it.
     queued: Option<Waiting>,
+    /// A read given up at its deadline and not returned yet. No other read
+    /// starts until it does: each would strand one more thread.
+    stuck: Option<tokio::task::JoinHandle<Result<Config, String>>>,
 }
 
 /// One config read on the blocking pool.
@@ -917,9 +984,19 @@ impl Reloads {
     }
 
     fn start(&mut self, path: &Path, waiting: Waiting) {
-        let path = path.to_owned();
+        let task = if self.stuck.as_ref().is_some_and(|read| !read.is_finished()) {
+            tokio::spawn(async {
+                Err("the previous read of the config has not returned yet; \
+                     the file system holding it may hang"
+                    .to_owned())
+            })
+        } else {
+            self.stuck = None;
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || load_config(&path))
+        };
         self.running = Some(ConfigRead {
-            task: tokio::task::spawn_blocking(move || load_config(&path)),
+            task,
             deadline: Instant::now() + RELOAD_DEADLINE,
             waiting,
         });
@@ -931,16 +1008,22 @@ impl Reloads {
         let Some(read) = self.running.as_mut() else {
             return std::future::pending().await;
         };
-        let outcome = match tokio::time::timeout_at(read.deadline.into(), &mut read.task).await {
+        let outcome = tokio::time::timeout_at(read.deadline.into(), &mut read.task).await;
+        let Some(read) = self.running.take() else {
+            return std::future::pending().await;
+        };
+        let outcome = match outcome {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => Err(format!("reading the config failed: {e}")),
-            Err(_) => Err(format!(
-                "reading the config took longer than {} s; the old config stays",
-                RELOAD_DEADLINE.as_secs()
-            )),
+            Err(_) => {
+                self.stuck = Some(read.task);
+                Err(format!(
+                    "reading the config took longer than {} s; the old config stays",
+                    RELOAD_DEADLINE.as_secs()
+                ))
+            }
         };
-        let waiting = self.running.take().map(|read| read.waiting);
-        (outcome, waiting.unwrap_or_default())
+        (outcome, read.waiting)
     }
 }
 

@@ -38,7 +38,8 @@ struct Cli {
     socket: Option<PathBuf>,
 
     /// The daemon's pidfile: written and locked by run; the client commands
-    /// look at it when the socket does not answer [default: /var/run/laggmond.pid]
+    /// look at it when the socket does not answer [default: /var/run/laggmond.pid,
+    /// for the client commands only with the default socket]
     #[arg(long, global = true, value_name = "PATH")]
     pidfile: Option<PathBuf>,
 
@@ -156,10 +157,15 @@ fn main() -> ExitCode {
         }),
         Command::CheckConfig { config } => check_config(&config),
         Command::Client(command) => {
-            let pidfile = cli
-                .pidfile
-                .unwrap_or_else(|| PathBuf::from(daemon::DEFAULT_PIDFILE));
-            talk(&socket_path(cli.socket), &pidfile, command)
+            let socket = socket_path(cli.socket);
+            // The default pidfile belongs to the daemon on the default
+            // socket: about any other socket, only a pidfile given with it
+            // can tell whether its daemon runs.
+            let pidfile = cli.pidfile.or_else(|| {
+                (socket == Path::new(config::DEFAULT_SOCKET))
+                    .then(|| PathBuf::from(daemon::DEFAULT_PIDFILE))
+            });
+            talk(&socket, pidfile.as_deref(), command)
         }
     }
 }
@@ -196,7 +202,7 @@ fn check_config(path: &Path) -> ExitCode {
 /// When the socket does not answer but a daemon holds `pidfile` locked,
 /// the daemon runs and lost its socket: that is said, with the cure, and
 /// the command fails (status 1) rather than reporting "not running".
-fn talk(socket: &Path, pidfile: &Path, command: ClientCommand) -> ExitCode {
+fn talk(socket: &Path, pidfile: Option<&Path>, command: ClientCommand) -> ExitCode {
     let not_running = match command {
         ClientCommand::Status { .. } => ExitCode::from(EXIT_NOT_RUNNING),
         _ => ExitCode::FAILURE,
@@ -216,8 +222,8 @@ fn talk(socket: &Path, pidfile: &Path, command: ClientCommand) -> ExitCode {
         // The reader went away (`| head`): nothing left to do, nothing wrong.
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Client(ClientError::NotRunning { socket, stale })) => {
-            match client::locked_pid(pidfile) {
-                Some(pid) => {
+            match pidfile.and_then(|pidfile| Some((client::locked_pid(pidfile)?, pidfile))) {
+                Some((pid, pidfile)) => {
                     complain(socket_lost(&socket, stale, &pid, pidfile));
                     ExitCode::FAILURE
                 }

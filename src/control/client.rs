@@ -209,8 +209,8 @@ const MAX_PID_SHOWN: usize = 20;
 ///
 /// The file is opened read-only, without following a symbolic link and
 /// without blocking on a FIFO, and only a regular file counts. Probing the
-/// lock takes it for an instant when it is free, so a daemon starting at
-/// that very instant may be refused; that is as rare as it is harmless.
+/// lock takes it for an instant when it is free; a daemon starting at that
+/// very instant tries again a little later.
 pub fn locked_pid(pidfile: &Path) -> Option<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
