@@ -252,7 +252,8 @@ result=$scratch/status
         -- sh -c "$guest" </dev/null 2>&1 &
     echo "$!" > "$scratch/vm"
     wait "$!" || status=$?
-    echo "$status" > "$result"
+    # Quietly: an interrupted run has removed the scratch directory.
+    { echo "$status" > "$result"; } 2>/dev/null || true
 } | cat &
 piped=$!
 # The pipeline's subshell wrote the VM's pid; the trap needs it here.
