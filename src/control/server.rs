@@ -52,7 +52,7 @@ const SOCKET_MODE: u32 = 0o660;
 /// How much of an `events` reply is encoded before it is written: what a
 /// client that does not read can make the daemon hold, whatever the
 /// history's size.
-const WRITE_CHUNK: usize = 16 * 1024;
+const WRITE_CHUNK: usize = 8 * 1024;
 
 /// Least time between two log lines about refused or timed-out clients, so
 /// a crowd of them cannot flood the log.
@@ -608,6 +608,11 @@ impl Connection {
         while encoder.fill(&mut buffer, WRITE_CHUNK)? {
             self.write_bytes(&buffer).await?;
             buffer.clear();
+            // A socket with room takes chunk after chunk without a pause:
+            // yield after each so that, on this one thread, the daemon loop
+            // and the other clients get their turn between two chunks
+            // instead of after a whole socket buffer.
+            tokio::task::yield_now().await;
         }
         self.write_bytes(&buffer).await
     }
