@@ -68,9 +68,7 @@ mod linux {
 
     fn env_number(name: &str, default: u64) -> Result<u64> {
         match std::env::var(name) {
-            Ok(value) => value
-                .parse()
-                .map_err(|e| format!("{name}={value}: {e}")),
+            Ok(value) => value.parse().map_err(|e| format!("{name}={value}: {e}")),
             Err(_) => Ok(default),
         }
     }
@@ -80,9 +78,24 @@ mod linux {
     fn add_port(namespaces: &Namespaces, name: &str, index: u32) -> Result<()> {
         let (near, far) = (index.to_string(), (index + 1).to_string());
         sh(&[
-            "ip", "link", "add", "name", name, "index", &near, "netns",
-            &namespaces.monitored, "type", "veth", "peer", "name", name, "index", &far,
-            "netns", &namespaces.peer,
+            "ip",
+            "link",
+            "add",
+            "name",
+            name,
+            "index",
+            &near,
+            "netns",
+            &namespaces.monitored,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name,
+            "index",
+            &far,
+            "netns",
+            &namespaces.peer,
         ])?;
         sh(&["ip", "-n", &namespaces.monitored, "link", "set", name, "up"])?;
         sh(&["ip", "-n", &namespaces.peer, "link", "set", name, "up"])
@@ -278,8 +291,7 @@ mod linux {
 
         let mut crowd = Vec::with_capacity(clients);
         for _ in 0..clients {
-            let mut stream =
-                UnixStream::connect(&socket).map_err(|e| format!("connect: {e}"))?;
+            let mut stream = UnixStream::connect(&socket).map_err(|e| format!("connect: {e}"))?;
             stream
                 .write_all(b"{\"cmd\":\"events\"}\n")
                 .map_err(|e| format!("ask: {e}"))?;
@@ -294,14 +306,19 @@ mod linux {
 
         println!("| | no clients | {clients} clients that never read |");
         println!("|---|---|---|");
-        println!("| carrier loss -> failover read by a follower, ms | {quiet_lag:.3} | {crowd_lag:.3} |");
+        println!(
+            "| carrier loss -> failover read by a follower, ms | {quiet_lag:.3} | {crowd_lag:.3} |"
+        );
         println!(
             "| daemon VmRSS, MiB | {:.1} | peak {:.1}; {:.1} after they left |",
             quiet_rss as f64 / 1024.0,
             crowd_rss as f64 / 1024.0,
             after_rss as f64 / 1024.0
         );
-        println!("daemon VmHWM over the whole run: {:.1} MiB", hwm as f64 / 1024.0);
+        println!(
+            "daemon VmHWM over the whole run: {:.1} MiB",
+            hwm as f64 / 1024.0
+        );
         Ok(())
     }
 }
