@@ -9,6 +9,10 @@
 //! and a copy of the tail, at most [`CHUNK`] pointers) and a cursor range:
 //! each client holds a constant amount of its own, and one snapshot serves
 //! every client until the ring changes (it is cached until then).
+//!
+//! A view keeps its chunks alive after the ring has evicted them; a client
+//! that stops reading is disconnected after the server's write timeout,
+//! which bounds how long that lasts.
 
 use std::collections::VecDeque;
 use std::fmt;

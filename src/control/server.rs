@@ -5,7 +5,9 @@
 //! and writes the replies. The server holds no daemon state: the daemon
 //! answers through the `reply` channel of each [`ControlRequest`], and live
 //! events reach followers through a broadcast channel, so a slow or hostile
-//! client can only ever slow itself down.
+//! client can only ever slow itself down. Slots are shared out per uid with
+//! some kept for root, and a client has a deadline to send each request, so
+//! no user can hold the socket against the others.
 
 use std::collections::HashMap;
 use std::fs;
