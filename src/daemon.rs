@@ -5,7 +5,7 @@
 //! Everything else (the control server, hooks, the platform) talks to it
 //! through channels, so there are no locks around the state.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ use crate::control::protocol::{Reply, Request};
 use crate::control::server::{self, ControlRequest};
 use crate::engine::{Action, Command, Engine, Group, Input, Output, Port, PortLink};
 use crate::event::{Event, Kind, Timestamp, What};
+use crate::history::History;
 use crate::hooks::{self, HookHandle};
 use crate::log::Logger;
 use crate::metrics::Counters;
@@ -675,8 +676,9 @@ impl Daemon {
     fn answer(&mut self, request: ControlRequest) {
         let reply = match request.request {
             Request::Status { group } => self.status_reply(group.as_deref()),
+            // A view, not a copy: the client task streams it.
             Request::Events { n, .. } => Reply {
-                events: Some(self.bus.history(n)),
+                history: Some(self.bus.history.view(n)),
                 ..Reply::ok()
             },
             Request::Metrics => Reply {
@@ -687,6 +689,7 @@ impl Daemon {
                     self.platform
                         .foreign_messages
                         .load(std::sync::atomic::Ordering::Relaxed),
+                    &server::counters(),
                 )),
                 ..Reply::ok()
             },
@@ -870,8 +873,7 @@ impl ControlSocket {
 /// history, live followers, metrics counters and each group's last failover.
 struct EventBus {
     seq: u64,
-    capacity: usize,
-    history: VecDeque<Arc<Event>>,
+    history: History,
     sender: broadcast::Sender<Arc<Event>>,
     counters: Counters,
     last_failover: HashMap<String, FailoverStatus>,
@@ -881,8 +883,7 @@ impl EventBus {
     fn new(capacity: usize) -> EventBus {
         EventBus {
             seq: 0,
-            capacity,
-            history: VecDeque::with_capacity(capacity),
+            history: History::new(capacity),
             sender: broadcast::channel(FOLLOW_QUEUE).0,
             counters: Counters::default(),
             last_failover: HashMap::new(),
@@ -912,27 +913,11 @@ impl EventBus {
         }
         // No followers is not an error.
         let _ = self.sender.send(event.clone());
-        if self.history.len() == self.capacity {
-            self.history.pop_front();
-        }
-        self.history.push_back(event);
-    }
-
-    /// The last `n` events (all when `None`), oldest first.
-    fn history(&self, n: Option<usize>) -> Vec<Event> {
-        let n = n.unwrap_or(self.history.len()).min(self.history.len());
-        self.history
-            .iter()
-            .skip(self.history.len() - n)
-            .map(|e| Event::clone(e))
-            .collect()
+        self.history.push(event);
     }
 
     fn resize(&mut self, capacity: usize) {
-        self.capacity = capacity;
-        while self.history.len() > capacity {
-            self.history.pop_front();
-        }
+        self.history.resize(capacity);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod event;
+pub mod history;
 pub mod hooks;
 pub mod log;
 pub mod metrics;

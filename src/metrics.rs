@@ -46,6 +46,18 @@ impl Counters {
     }
 }
 
+/// Clients the control socket turned away or timed out: the trace of
+/// someone crowding it, which an operator should see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlCounters {
+    /// Refused because every slot open to them was taken.
+    pub refused_busy: u64,
+    /// Refused because their uid held its share of the slots.
+    pub refused_uid_cap: u64,
+    /// Closed for sending no complete request in time.
+    pub timed_out: u64,
+}
+
 /// Renders every metric. Series that are zero are still written for each
 /// configured group and port, so rates and alerts work from the start.
 /// `foreign_messages` is the platform's count of routing messages it did
@@ -55,6 +67,7 @@ pub fn render(
     counters: &Counters,
     hooks: &HookStats,
     foreign_messages: u64,
+    control: &ControlCounters,
 ) -> String {
     let mut out = Metrics::default();
     out.family(
@@ -162,6 +175,7 @@ pub fn render(
         "Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
     );
     out.sample("laggmond_foreign_messages_total", &[], foreign_messages);
+    out.control(control);
     out.text
 }
 
@@ -207,6 +221,35 @@ impl Metrics {
                 self.sample(name, &[("group", &g.name), ("port", &p.name)], value(g, p));
             }
         }
+    }
+
+    /// The control socket's refused and timed-out clients.
+    fn control(&mut self, control: &ControlCounters) {
+        self.family(
+            "laggmond_control_clients_refused_total",
+            "counter",
+            "Control clients turned away: every slot taken (busy), or their user's share taken (uid_cap).",
+        );
+        for (reason, n) in [
+            ("busy", control.refused_busy),
+            ("uid_cap", control.refused_uid_cap),
+        ] {
+            self.sample(
+                "laggmond_control_clients_refused_total",
+                &[("reason", reason)],
+                n,
+            );
+        }
+        self.family(
+            "laggmond_control_clients_timed_out_total",
+            "counter",
+            "Control clients closed for sending no complete request in time.",
+        );
+        self.sample(
+            "laggmond_control_clients_timed_out_total",
+            &[],
+            control.timed_out,
+        );
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
@@ -280,7 +323,13 @@ mod tests {
 
     #[test]
     fn gauges_follow_the_status() {
-        let text = render(&status(), &Counters::default(), &HookStats::default(), 0);
+        let text = render(
+            &status(),
+            &Counters::default(),
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
         for line in [
             "laggmond_uptime_seconds 42",
             "laggmond_group_healthy{group=\"lagg0\"} 0",
@@ -313,7 +362,13 @@ mod tests {
         counters.count(&event(What::port("lagg0", Kind::PortDown, "em0")));
         counters.count(&event(What::port("lagg0", Kind::PortUp, "em0")));
         counters.count(&event(What::port("lagg0", Kind::Flapping, "em0")));
-        let text = render(&status(), &counters, &HookStats::default(), 0);
+        let text = render(
+            &status(),
+            &counters,
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
         for line in [
             "laggmond_failovers_total{group=\"lagg0\",cause=\"link_down\"} 2",
             "laggmond_port_flaps_total{group=\"lagg0\",port=\"em0\"} 2",
@@ -329,7 +384,13 @@ mod tests {
 
     #[test]
     fn foreign_messages_are_a_counter() {
-        let text = render(&status(), &Counters::default(), &HookStats::default(), 3);
+        let text = render(
+            &status(),
+            &Counters::default(),
+            &HookStats::default(),
+            3,
+            &ControlCounters::default(),
+        );
         for line in [
             "# HELP laggmond_foreign_messages_total Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
             "# TYPE laggmond_foreign_messages_total counter",

@@ -408,6 +408,17 @@ fn connect_and_close(path: &Path, count: usize, done: &AtomicUsize) {
     }
 }
 
+/// The value of one sample of `laggmond metrics`.
+fn metric(daemon: &Daemon, sample: &str) -> u64 {
+    let out = daemon.cli(&["metrics"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+}
+
 /// Runs the CLI as `nobody`, from a copy it can reach.
 fn as_nobody(binary: &NobodyBinary, socket: &Path, args: &[&str]) -> std::process::Output {
     binary
@@ -480,6 +491,13 @@ fn hostile_clients_do_not_stop_the_daemon() {
         "{served} served beyond the limit"
     );
     wait_until_status_answers(&socket);
+    assert!(
+        metric(
+            &daemon,
+            "laggmond_control_clients_refused_total{reason=\"busy\"}"
+        ) >= 500 - served as u64,
+        "refusals are counted"
+    );
     assert_nobody_changes_nothing(&daemon, &socket);
     footprint.sample("after the crowd");
 
@@ -519,16 +537,21 @@ fn hostile_clients_do_not_stop_the_daemon() {
     assert_eq!(back["to"], "p0", "{back}");
     assert_eq!(daemon.group("uplink")["active"], "p0");
 
-    // The silent clients did not block anything; now they leave.
-    let mut nothing = [0u8; 1];
-    idle.set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let read = (&idle).read(&mut nothing);
-    assert!(
-        read.as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
-        "a silent client must be neither sent anything nor dropped: {read:?}"
+    // The silent client blocked nothing, and is closed once the deadline
+    // for a request is past; the deaf follower is not held to it.
+    idle.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let told = read_reply(&mut BufReader::new(&idle)).expect("told why it is closed");
+    assert!(error_of(&told).starts_with("timeout"), "{told}");
+    assert_eq!(
+        (&idle).read(&mut [0u8; 1]).expect("closed"),
+        0,
+        "closed after the deadline"
     );
+    assert!(metric(&daemon, "laggmond_control_clients_timed_out_total") >= 1);
+    // Counted each time, logged once a minute at most.
+    let log = daemon.log_text();
+    let reports = log.matches("clients refused (all slots taken)").count();
+    assert!((1..=2).contains(&reports), "{reports} reports:\n{log}");
     drop(idle);
     drop(deaf);
     follower.stop();

@@ -902,3 +902,151 @@ async fn non_root_may_look_but_not_change() {
     );
     harness.stop().await;
 }
+
+/// Connects `count` times as `uid` (group 65534) and sends each
+/// connection `line`; returns the first line each got back, with the
+/// connections. Only the connecting thread changes its credentials (the
+/// raw system call changes the calling thread's alone, where the C
+/// library's wrapper would change every thread's), and the kernel
+/// records a peer's credentials at connect time: the test process stays
+/// root. The thread ends with the connections made, taking its
+/// credentials with it.
+#[cfg(target_os = "linux")]
+async fn as_user(
+    uid: u32,
+    socket: &Path,
+    count: usize,
+    line: &'static str,
+) -> Vec<(String, std::os::unix::net::UnixStream)> {
+    let socket = socket.to_owned();
+    let thread = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        // SAFETY: plain system calls on integers; they touch no memory.
+        let changed = unsafe {
+            libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534) == 0
+                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+        };
+        assert!(changed, "setresuid: {}", std::io::Error::last_os_error());
+        let streams: Vec<_> = (0..count)
+            .map(|_| std::os::unix::net::UnixStream::connect(&socket).expect("connect"))
+            .collect();
+        streams
+            .into_iter()
+            .map(|mut stream| {
+                stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                // A refused client may be closed already.
+                let _ = stream.write_all(line.as_bytes());
+                let mut first = String::new();
+                let mut reader = std::io::BufReader::new(&stream);
+                reader.read_line(&mut first).expect("a reply in time");
+                (first, stream)
+            })
+            .collect()
+    });
+    // Joined off the runtime, which must go on serving meanwhile.
+    tokio::task::spawn_blocking(move || thread.join().expect("client thread"))
+        .await
+        .expect("join")
+}
+
+/// One user filling the socket must leave room for root and for other
+/// users: a user gets half the slots at most, and the surplus is told why.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn one_user_cannot_lock_out_root_or_other_users() {
+    if !nix::unistd::getuid().is_root() {
+        return;
+    }
+    let Some(group) = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(65534))
+        .ok()
+        .flatten()
+    else {
+        return;
+    };
+    let harness = Harness::start_with(64, Some(&group.name)).await;
+    std::fs::set_permissions(harness.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    // Followers: exempt from the request deadline, they hold their slots.
+    let follow = "{\"cmd\":\"events\",\"follow\":true}\n";
+    let crowd = as_user(common::NOBODY, &harness.socket, MAX_CLIENTS + 8, follow).await;
+    let served = crowd
+        .iter()
+        .filter(|(line, _)| line.starts_with("{\"ok\":true"))
+        .count();
+    for (line, _) in crowd
+        .iter()
+        .filter(|(line, _)| !line.starts_with("{\"ok\":true"))
+    {
+        let reply: Reply = serde_json::from_str(line).expect("reply JSON");
+        assert!(error_of(&reply).starts_with("busy"), "{line}");
+    }
+    assert!(
+        (1..=MAX_CLIENTS / 2).contains(&served),
+        "one user holds {served} of {MAX_CLIENTS} slots"
+    );
+
+    let mut root = harness.connect().await;
+    assert!(
+        root.ask(r#"{"cmd":"reload"}"#).await.ok,
+        "root was locked out"
+    );
+    let metrics = "{\"cmd\":\"metrics\"}\n";
+    let other = as_user(common::NOBODY - 1, &harness.socket, 1, metrics).await;
+    assert!(
+        other[0].0.starts_with("{\"ok\":true"),
+        "another user was locked out: {}",
+        other[0].0
+    );
+    drop((crowd, other));
+    harness.stop().await;
+}
+
+/// A client that sends nothing, or a request too slowly, is told so and
+/// closed after the deadline; a follower, which has nothing more to send,
+/// is not.
+#[tokio::test]
+async fn a_request_must_come_in_time_but_a_follower_may_stay() {
+    let harness = Harness::start().await;
+    let idle = async {
+        let mut idle = harness.connect().await;
+        let reply = idle.reply().await;
+        assert!(error_of(&reply).starts_with("timeout"), "{reply:?}");
+        idle.assert_closed().await;
+    };
+    let drip = async {
+        let RawClient {
+            mut reader,
+            mut writer,
+        } = harness.connect().await;
+        let dripping = tokio::spawn(async move {
+            // 8.5 s for the whole request, one byte at a time.
+            for byte in b"{\"cmd\":\"status\"}\n" {
+                if writer.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        let mut line = String::new();
+        tokio::time::timeout(PATIENCE, reader.read_line(&mut line))
+            .await
+            .expect("no answer in time")
+            .expect("read");
+        let reply: Reply = serde_json::from_str(&line).expect("reply JSON");
+        assert!(error_of(&reply).starts_with("timeout"), "{reply:?}");
+        dripping.await.expect("dripping client");
+    };
+    let follower = async {
+        let mut follower = harness.connect().await;
+        let history = follower.ask(r#"{"cmd":"events","follow":true}"#).await;
+        assert!(history.ok, "{history:?}");
+        // Beyond the deadline for a request.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let seq = harness.emit();
+        let line = follower.line().await.expect("the follower is still served");
+        let event: Event = serde_json::from_str(&line).expect("an event");
+        assert_eq!(event.seq, seq);
+    };
+    tokio::join!(idle, drip, follower);
+    harness.stop().await;
+}

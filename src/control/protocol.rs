@@ -13,10 +13,15 @@
 //! with the history, then streams each new event as one JSON line; a
 //! follower that cannot keep up gets `{"ok":false,"error":"lagged",...}`
 //! and is disconnected.
+//!
+//! A client that sends no complete request within [`REQUEST_DEADLINE`]
+//! gets `{"ok":false,"error":"timeout: ..."}` and is disconnected; one over
+//! [`MAX_CLIENTS`] or over [`MAX_CLIENTS_PER_UID`] gets `busy: ...`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::history::HistoryView;
 use crate::status::Status;
 
 /// Longest request line accepted, newline excluded.
@@ -24,6 +29,18 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// Most clients connected at once; more get a `busy` error.
 pub const MAX_CLIENTS: usize = 128;
+
+/// Slots only root may take, so root is served whoever else is connected.
+pub const ROOT_RESERVED: usize = 4;
+
+/// Most connections one uid other than root may hold: half the slots, so
+/// one user cannot lock the others out.
+pub const MAX_CLIENTS_PER_UID: usize = MAX_CLIENTS / 2;
+
+/// How long a client may take to send a complete request (from its
+/// connection or its previous reply) before it is told so and closed.
+/// Followers are exempt once following: they only read.
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +153,11 @@ pub struct Reply {
     /// For a follower that fell behind: how many events it missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
+    /// The daemon's answer to `events`, inside the process only: the server
+    /// streams it as the `events` field as the client reads, so no client
+    /// gets a copy of the history of its own.
+    #[serde(skip)]
+    pub history: Option<HistoryView>,
 }
 
 impl Reply {

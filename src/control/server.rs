@@ -5,15 +5,19 @@
 //! and writes the replies. The server holds no daemon state: the daemon
 //! answers through the `reply` channel of each [`ControlRequest`], and live
 //! events reach followers through a broadcast channel, so a slow or hostile
-//! client can only ever slow itself down.
+//! client can only ever slow itself down. Slots are shared out per uid with
+//! some kept for root, and a client has a deadline to send each request, so
+//! no user can hold the socket against the others.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nix::errno::Errno;
@@ -23,13 +27,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Reply, Request, MAX_CLIENTS, MAX_REQUEST};
+use super::protocol::{
+    Reply, Request, MAX_CLIENTS, MAX_CLIENTS_PER_UID, MAX_REQUEST, REQUEST_DEADLINE, ROOT_RESERVED,
+};
 use crate::event::Event;
+use crate::history::HistoryView;
+use crate::metrics::ControlCounters;
 
 /// How long writing one line to a client may take. Only a client that has
 /// stopped reading (its socket buffer is full) gets near it; it is then
@@ -42,6 +50,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Mode of the socket file: root and the socket group may connect.
 const SOCKET_MODE: u32 = 0o660;
+
+/// How much of an `events` reply is encoded before it is written: what a
+/// client that does not read can make the daemon hold, whatever the
+/// history's size.
+const WRITE_CHUNK: usize = 8 * 1024;
+
+/// Least time between two log lines about refused or timed-out clients, so
+/// a crowd of them cannot flood the log.
+const NOTICE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// One client request on its way to the daemon loop, which owns the state
 /// needed to answer it.
@@ -235,7 +252,7 @@ pub async fn serve(
     events: broadcast::Sender<Arc<Event>>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let slots = Slots::default();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -243,13 +260,17 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             Some(finished) = connections.join_next() => report_panic(finished),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let connection = Connection::new(stream, to_daemon.clone(), events.clone());
-                        connections.spawn(serve_connection(connection, slot, shutdown.clone()));
+                Ok((stream, _)) => {
+                    let peer_uid = peer_uid(&stream);
+                    match slots.take(peer_uid) {
+                        Ok(slot) => {
+                            let connection =
+                                Connection::new(stream, peer_uid, to_daemon.clone(), events.clone());
+                            connections.spawn(serve_connection(connection, slot, shutdown.clone()));
+                        }
+                        Err(refusal) => refuse(&stream, refusal),
                     }
-                    Err(_) => refuse_busy(&stream),
-                },
+                }
                 Err(e) => {
                     tracing::warn!("control socket: accept failed: {e}");
                     let _ = shutdown.run_until_cancelled(tokio::time::sleep(ACCEPT_BACKOFF)).await;
@@ -263,11 +284,190 @@ pub async fn serve(
     }
 }
 
-/// Tells a client over the limit why it is turned away. The socket buffer
+/// The peer's uid, from the kernel (recorded when it connected); `None`
+/// when the kernel will not say, and such a peer is refused everything.
+fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    match stream.peer_cred() {
+        Ok(credentials) => Some(credentials.uid()),
+        Err(e) => {
+            tracing::warn!("control socket: cannot read peer credentials: {e}");
+            None
+        }
+    }
+}
+
+/// Tells a client over a limit why it is turned away. The socket buffer
 /// of a fresh connection is empty, so the short line fits without waiting.
-fn refuse_busy(stream: &UnixStream) {
-    let line = reply_line(&Reply::error("busy: too many clients"));
-    let _ = stream.try_write(line.as_bytes());
+fn refuse(stream: &UnixStream, refusal: Refusal) {
+    let (message, trouble) = match refusal {
+        Refusal::Busy => ("busy: too many clients", Trouble::Busy),
+        Refusal::UidCap => ("busy: too many clients of this user", Trouble::UidCap),
+    };
+    let _ = stream.try_write(reply_line(&Reply::error(message)).as_bytes());
+    note(trouble);
+}
+
+/// Why a client was turned away at the door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Every slot open to the peer is taken.
+    Busy,
+    /// The peer's uid holds [`MAX_CLIENTS_PER_UID`] connections already.
+    UidCap,
+}
+
+/// Who holds the connection slots. Root may take all [`MAX_CLIENTS`];
+/// everyone else shares all but [`ROOT_RESERVED`] of them, at most
+/// [`MAX_CLIENTS_PER_UID`] per uid, so no user can lock out root or all
+/// the others.
+#[derive(Clone, Default)]
+struct Slots(Arc<Mutex<Occupancy>>);
+
+#[derive(Default)]
+struct Occupancy {
+    total: usize,
+    /// Connections per uid; `None` for peers of unknown uid, who count as
+    /// one user other than root.
+    by_uid: HashMap<Option<u32>, usize>,
+}
+
+impl Slots {
+    /// A slot for a peer with this uid, or why there is none.
+    fn take(&self, uid: Option<u32>) -> Result<Slot, Refusal> {
+        let mut occupancy = self.lock();
+        let root = uid == Some(0);
+        let open_to_peer = if root {
+            MAX_CLIENTS
+        } else {
+            MAX_CLIENTS - ROOT_RESERVED
+        };
+        if occupancy.total >= open_to_peer {
+            return Err(Refusal::Busy);
+        }
+        let held = occupancy.by_uid.entry(uid).or_default();
+        if !root && *held >= MAX_CLIENTS_PER_UID {
+            return Err(Refusal::UidCap);
+        }
+        *held += 1;
+        occupancy.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            uid,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Occupancy> {
+        // The counts stay consistent whatever panicked while holding them.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One connection's place in [`Slots`], given back when dropped.
+struct Slot {
+    slots: Slots,
+    uid: Option<u32>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut occupancy = self.slots.lock();
+        occupancy.total -= 1;
+        if let Some(held) = occupancy.by_uid.get_mut(&self.uid) {
+            *held -= 1;
+            if *held == 0 {
+                occupancy.by_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Clients the server turned away or timed out, for the daemon's metrics:
+/// process-wide, so they survive the socket being bound again.
+static REFUSED_BUSY: AtomicU64 = AtomicU64::new(0);
+static REFUSED_UID_CAP: AtomicU64 = AtomicU64::new(0);
+static TIMED_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// The same, not yet logged.
+static NOTICES: Mutex<Notices> = Mutex::new(Notices::new());
+
+/// What went wrong with a client, for counting and logging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trouble {
+    Busy,
+    UidCap,
+    TimedOut,
+}
+
+/// Counts of refused and timed-out clients since the server started, for
+/// `metrics`.
+pub fn counters() -> ControlCounters {
+    ControlCounters {
+        refused_busy: REFUSED_BUSY.load(Ordering::Relaxed),
+        refused_uid_cap: REFUSED_UID_CAP.load(Ordering::Relaxed),
+        timed_out: TIMED_OUT.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts one troublesome client and logs, at most once per
+/// [`NOTICE_INTERVAL`], how many there were since the last line.
+fn note(trouble: Trouble) {
+    let counter = match trouble {
+        Trouble::Busy => &REFUSED_BUSY,
+        Trouble::UidCap => &REFUSED_UID_CAP,
+        Trouble::TimedOut => &TIMED_OUT,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let mut notices = NOTICES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(line) = notices.note(trouble, Instant::now()) {
+        tracing::warn!("{line}");
+    }
+}
+
+/// Troublesome clients not yet logged, and when the last line was.
+struct Notices {
+    last: Option<Instant>,
+    busy: u64,
+    uid_cap: u64,
+    timed_out: u64,
+}
+
+impl Notices {
+    const fn new() -> Notices {
+        Notices {
+            last: None,
+            busy: 0,
+            uid_cap: 0,
+            timed_out: 0,
+        }
+    }
+
+    /// Counts `trouble` at `now`; the line to log, when one is due.
+    fn note(&mut self, trouble: Trouble, now: Instant) -> Option<String> {
+        match trouble {
+            Trouble::Busy => self.busy += 1,
+            Trouble::UidCap => self.uid_cap += 1,
+            Trouble::TimedOut => self.timed_out += 1,
+        }
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < NOTICE_INTERVAL)
+        {
+            return None;
+        }
+        let line = format!(
+            "control socket: {} clients refused (all slots taken), {} refused (per-user limit), \
+             {} closed for sending no request within {}s, since the last report",
+            self.busy,
+            self.uid_cap,
+            self.timed_out,
+            REQUEST_DEADLINE.as_secs()
+        );
+        *self = Notices {
+            last: Some(now),
+            ..Notices::new()
+        };
+        Some(line)
+    }
 }
 
 /// Logs a connection task that panicked; a finished one needs nothing.
@@ -278,12 +478,8 @@ fn report_panic(finished: Result<(), JoinError>) {
 }
 
 /// Runs one connection until it ends or the server shuts down; holding
-/// `slot` is what counts the connection against [`MAX_CLIENTS`].
-async fn serve_connection(
-    connection: Connection,
-    slot: OwnedSemaphorePermit,
-    shutdown: CancellationToken,
-) {
+/// `slot` is what counts the connection against the limits.
+async fn serve_connection(connection: Connection, slot: Slot, shutdown: CancellationToken) {
     if let Some(Err(e)) = shutdown.run_until_cancelled(connection.run()).await {
         tracing::debug!("control connection ended: {e}");
     }
@@ -348,16 +544,10 @@ struct Connection {
 impl Connection {
     fn new(
         stream: UnixStream,
+        peer_uid: Option<u32>,
         to_daemon: mpsc::Sender<ControlRequest>,
         events: broadcast::Sender<Arc<Event>>,
     ) -> Connection {
-        let peer_uid = match stream.peer_cred() {
-            Ok(credentials) => Some(credentials.uid()),
-            Err(e) => {
-                tracing::warn!("control socket: cannot read peer credentials: {e}");
-                None
-            }
-        };
         let (reader, writer) = stream.into_split();
         Connection {
             lines: FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_REQUEST)),
@@ -371,7 +561,16 @@ impl Connection {
     /// Answers requests until the client leaves or breaks the protocol.
     async fn run(mut self) -> io::Result<()> {
         loop {
-            match self.read_request().await {
+            let Ok(incoming) = tokio::time::timeout(REQUEST_DEADLINE, self.read_request()).await
+            else {
+                note(Trouble::TimedOut);
+                let reply = Reply::error(format!(
+                    "timeout: no complete request within {}s",
+                    REQUEST_DEADLINE.as_secs()
+                ));
+                return self.write(reply_line(&reply)).await;
+            };
+            match incoming {
                 Incoming::Closed => return Ok(()),
                 Incoming::Fatal(reply) => return self.write(reply_line(&reply)).await,
                 Incoming::Invalid(reply) => self.write(reply_line(&reply)).await?,
@@ -380,7 +579,7 @@ impl Connection {
                 }
                 Incoming::Request(request) => {
                     let reply = self.answer(request).await;
-                    self.write(reply_line(&reply)).await?;
+                    self.send(reply).await?;
                 }
             }
         }
@@ -427,13 +626,17 @@ impl Connection {
         // instead of never.
         let mut live = self.events.subscribe();
         let history = self.answer(Request::Events { n, follow: false }).await;
-        let last_in_history = history
-            .events
-            .as_ref()
-            .and_then(|events| events.last())
-            .map(|event| event.seq);
-        self.write(reply_line(&history)).await?;
-        if !history.ok {
+        let last_in_history = match &history.history {
+            Some(view) => view.newest().map(|event| event.seq),
+            None => history
+                .events
+                .as_ref()
+                .and_then(|events| events.last())
+                .map(|event| event.seq),
+        };
+        let ok = history.ok;
+        self.send(history).await?;
+        if !ok {
             return Ok(());
         }
         loop {
@@ -464,15 +667,89 @@ impl Connection {
         }
     }
 
+    /// Writes a reply; a history view is streamed as the client reads.
+    async fn send(&mut self, reply: Reply) -> io::Result<()> {
+        match reply.history {
+            Some(view) => self.stream_events(view).await,
+            None => self.write(reply_line(&reply)).await,
+        }
+    }
+
+    /// Writes `{"ok":true,"events":[...]}` a chunk at a time, encoding the
+    /// next chunk only once the last one is written: the buffer stays about
+    /// [`WRITE_CHUNK`] bytes however long the history.
+    async fn stream_events(&mut self, view: HistoryView) -> io::Result<()> {
+        let mut encoder = EventsReply::new(view);
+        let mut buffer = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 4);
+        while encoder.fill(&mut buffer, WRITE_CHUNK)? {
+            self.write_bytes(&buffer).await?;
+            buffer.clear();
+            // A socket with room takes chunk after chunk without a pause:
+            // yield after each so that, on this one thread, the daemon loop
+            // and the other clients get their turn between two chunks
+            // instead of after a whole socket buffer.
+            tokio::task::yield_now().await;
+        }
+        self.write_bytes(&buffer).await
+    }
+
     /// Writes one line, giving up on a client that does not read it.
     async fn write(&mut self, line: String) -> io::Result<()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(line.as_bytes())).await {
+        self.write_bytes(line.as_bytes()).await
+    }
+
+    /// Writes `bytes`, giving up on a client that does not read them.
+    async fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(bytes)).await {
             Ok(written) => written,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "client stopped reading",
             )),
         }
+    }
+}
+
+/// The reply line to `events`, encoded piecemeal from a history view;
+/// byte for byte what serializing a [`Reply`] with `events` gives.
+struct EventsReply {
+    view: HistoryView,
+    opened: bool,
+    /// Whether an event was written, so the next one needs a comma.
+    any: bool,
+}
+
+impl EventsReply {
+    const OPENING: &'static [u8] = br#"{"ok":true,"events":["#;
+    const CLOSING: &'static [u8] = b"]}\n";
+
+    fn new(view: HistoryView) -> EventsReply {
+        EventsReply {
+            view,
+            opened: false,
+            any: false,
+        }
+    }
+
+    /// Appends to `buffer` until it holds `limit` bytes or the reply is
+    /// complete; `true` while more remains.
+    fn fill(&mut self, buffer: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+        if !self.opened {
+            buffer.extend_from_slice(Self::OPENING);
+            self.opened = true;
+        }
+        while buffer.len() < limit {
+            let Some(event) = self.view.next() else {
+                buffer.extend_from_slice(Self::CLOSING);
+                return Ok(false);
+            };
+            if self.any {
+                buffer.push(b',');
+            }
+            self.any = true;
+            serde_json::to_writer(&mut *buffer, &*event)?;
+        }
+        Ok(true)
     }
 }
 
@@ -531,8 +808,7 @@ mod tests {
         let (to_daemon, mut daemon) = mpsc::channel(1);
         let (events, _) = broadcast::channel(4);
         let (ours, _theirs) = UnixStream::pair().expect("socketpair");
-        let mut connection = Connection::new(ours, to_daemon, events);
-        connection.peer_uid = None;
+        let connection = Connection::new(ours, None, to_daemon, events);
         for request in [Request::Reload, Request::Metrics] {
             let reply = connection.answer(request).await;
             assert!(!reply.ok);
@@ -543,5 +819,98 @@ mod tests {
                 .starts_with("permission denied"));
         }
         assert!(daemon.try_recv().is_err(), "the daemon must not be asked");
+    }
+
+    fn events(count: u64) -> crate::history::History {
+        use crate::event::{Kind, Severity, Timestamp, What};
+        let mut history = crate::history::History::new(100_000);
+        for seq in 1..=count {
+            history.push(Arc::new(Event {
+                seq,
+                time: Timestamp::now(),
+                severity: Severity::Warning,
+                what: What::port("lagg0", Kind::PortDown, &format!("em{seq}")),
+            }));
+        }
+        history
+    }
+
+    #[test]
+    fn streamed_events_reply_is_the_serialized_reply() {
+        for (count, limit) in [
+            (0, WRITE_CHUNK),
+            (1, 1),
+            (3, 1),
+            (700, 100),
+            (700, WRITE_CHUNK),
+        ] {
+            let mut history = events(count);
+            let whole = reply_line(&Reply {
+                events: Some(history.view(None).map(|e| Event::clone(&e)).collect()),
+                ..Reply::ok()
+            });
+            let mut encoder = EventsReply::new(history.view(None));
+            let (mut streamed, mut buffer) = (Vec::new(), Vec::new());
+            while encoder.fill(&mut buffer, limit).expect("encodes") {
+                assert!(buffer.len() < limit + 200, "buffer of {}", buffer.len());
+                streamed.append(&mut buffer);
+            }
+            streamed.append(&mut buffer);
+            assert_eq!(
+                String::from_utf8(streamed).expect("utf-8"),
+                whole,
+                "{count}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_user_cannot_take_every_slot_and_root_is_always_served() {
+        let slots = Slots::default();
+        let mut held: Vec<Slot> = (0..MAX_CLIENTS_PER_UID)
+            .map(|_| slots.take(Some(1000)).expect("within the cap"))
+            .collect();
+        assert_eq!(slots.take(Some(1000)).err(), Some(Refusal::UidCap));
+        while let Ok(slot) = slots.take(Some(1001)) {
+            held.push(slot);
+        }
+        assert_eq!(held.len(), MAX_CLIENTS - ROOT_RESERVED);
+        assert_eq!(slots.take(None).err(), Some(Refusal::Busy));
+        for _ in 0..ROOT_RESERVED {
+            held.push(slots.take(Some(0)).expect("root is served"));
+        }
+        assert_eq!(slots.take(Some(0)).err(), Some(Refusal::Busy));
+        held.truncate(1);
+        assert_eq!(slots.lock().total, 1);
+        assert!(slots.take(Some(1000)).is_ok(), "slots are given back");
+    }
+
+    #[test]
+    fn troubles_are_logged_at_most_once_a_minute_with_their_count() {
+        let mut notices = Notices::new();
+        let start = Instant::now();
+        assert!(
+            notices.note(Trouble::Busy, start).is_some(),
+            "the first is logged"
+        );
+        for _ in 0..5 {
+            assert_eq!(
+                notices.note(Trouble::UidCap, start + Duration::from_secs(1)),
+                None
+            );
+        }
+        assert_eq!(
+            notices.note(Trouble::TimedOut, start + Duration::from_secs(59)),
+            None
+        );
+        let line = notices
+            .note(Trouble::TimedOut, start + NOTICE_INTERVAL)
+            .expect("a minute later");
+        assert!(
+            line.contains(
+                "0 clients refused (all slots taken), 5 refused (per-user limit), 2 closed"
+            ),
+            "{line}"
+        );
     }
 }
