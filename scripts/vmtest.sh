@@ -73,7 +73,8 @@ apt_install() {
 # source is removed again afterwards.
 ensure_qemu() {
     command -v qemu-system-x86_64 >/dev/null 2>&1 && return 0
-    apt_install qemu-system-x86 2>/dev/null && return 0
+    apt_install qemu-system-x86 && return 0
+    say "the release's QEMU cannot be installed here; trying backports"
     # shellcheck disable=SC1091  # the system's own file
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
     mirror=$(release_mirror "$codename")
