@@ -68,7 +68,11 @@ async fn a_queue_full_of_config_runs_still_takes_port_and_failover_runs() {
     assert_eq!(handle.stats().dropped, 11);
 
     let stats = wait_for_stats(&handle, |s| s.succeeded + s.failed >= capacity).await;
-    assert_eq!((stats.started, stats.succeeded), (capacity, capacity), "{stats:?}");
+    assert_eq!(
+        (stats.started, stats.succeeded),
+        (capacity, capacity),
+        "{stats:?}"
+    );
     let ran = std::fs::read_to_string(dir.path().join("ran")).expect("hook record");
     let count = |kind: &str| ran.lines().filter(|line| *line == kind).count();
     assert_eq!(count("failover"), 5, "{ran}");
