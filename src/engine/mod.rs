@@ -166,10 +166,6 @@
 
 mod damping;
 mod group;
-#[cfg(test)]
-mod kernel_props;
-#[cfg(test)]
-mod kernel_tests;
 mod port;
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use super::tests::{config, group_cfg, link, ms, snapshot, HOLD_MS, WINDOW_MS};
-use super::*;
+use super::{config, group_cfg, link, ms, snapshot, HOLD_MS, WINDOW_MS};
 use crate::config::{Driver, GroupConfig};
+use crate::engine::*;
 use crate::event::{Cause, Kind};
 use crate::platform::Aggregate;
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 
-use super::tests::{config, group_cfg, link, ms};
-use super::*;
+use super::{config, group_cfg, link, ms};
 use crate::config::{Driver, GroupConfig};
+use crate::engine::*;
 use crate::platform::Aggregate;
 
 /// The aggregate of every case.

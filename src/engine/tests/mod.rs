@@ -1,4 +1,9 @@
-//! The engine's policy, rule by rule, with synthetic time.
+//! The engine's policy, rule by rule, with synthetic time. Groups driven
+//! by a kernel aggregate are in [`kernel`], random sequences against a
+//! model kernel in [`kernel_props`]; both build on the helpers here.
+
+mod kernel;
+mod kernel_props;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
