@@ -19,7 +19,9 @@ use laggmond::platform::freebsd::abi::{
     LAGG_PORT_DISTRIBUTING, LAGG_PORT_MASTER, LAGG_PROTO_FAILOVER, LAGG_PROTO_LACP,
     LINK_STATE_DOWN, LINK_STATE_UNKNOWN, LINK_STATE_UP,
 };
-use laggmond::platform::freebsd::fake::{FakeLaggKernel, KernelCall, FLAGS_UP, IFT_ETHER};
+use laggmond::platform::freebsd::fake::{
+    interface, links, FakeLaggKernel, KernelCall, FLAGS_UP, IFT_ETHER,
+};
 use laggmond::platform::freebsd::{
     spawn_with, Interface, LaggKernel, LaggState, Monitor, Options, RouteMessage, SettleTime,
     LAGG_PORT_BUFFER_LEN,
@@ -82,16 +84,6 @@ fn siocglagg(protocol: u32, ports: &[(&str, u32)]) -> LaggState {
 }
 
 const MASTER_ACTIVE: u32 = LAGG_PORT_MASTER | LAGG_PORT_ACTIVE;
-
-fn interface(index: u32, name: &str, link_state: u8, if_type: u8) -> Interface {
-    Interface {
-        index,
-        name: name.into(),
-        flags: FLAGS_UP,
-        link_state,
-        if_type,
-    }
-}
 
 fn link(index: u32, name: &str, state: LinkState, master: Option<u32>) -> Update {
     Update::Link(Link {
@@ -607,32 +599,8 @@ async fn expect_start(platform: &mut Platform) -> Aggregate {
     aggregate
 }
 
-fn links_of(updates: &[Update]) -> Vec<(String, LinkState)> {
-    updates
-        .iter()
-        .filter_map(|update| match update {
-            Update::Link(link) => Some((link.name.clone(), link.state)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn changes(kernel: &FakeLaggKernel) -> Vec<KernelCall> {
     kernel.take_changes()
-}
-
-fn add(port: &str) -> KernelCall {
-    KernelCall::AddPort {
-        lagg: "lagg0".into(),
-        port: port.into(),
-    }
-}
-
-fn remove(port: &str) -> KernelCall {
-    KernelCall::RemovePort {
-        lagg: "lagg0".into(),
-        port: port.into(),
-    }
 }
 
 #[tokio::test]
@@ -718,7 +686,10 @@ async fn seed1_server_failover_drift_and_repair() {
     );
     assert!(asked.elapsed() >= SETTLE.min);
     assert_eq!(answer_of(answer).await, Ok(()));
-    assert_eq!(changes(&platform.kernel), [remove("bge0"), add("bge0")]);
+    assert_eq!(
+        changes(&platform.kernel),
+        [KernelCall::remove("bge0"), KernelCall::add("bge0")]
+    );
     // Every bounce was absorbed: nothing left to report.
     assert_eq!(platform.quiet_for(Duration::from_millis(200)).await, []);
 
@@ -767,7 +738,9 @@ async fn a_failed_re_add_puts_the_port_back_and_names_the_step() {
         Some("bge0")
     );
     changes(&platform.kernel);
-    platform.kernel.fail_next(add("bge0"), libc::EBUSY);
+    platform
+        .kernel
+        .fail_next(KernelCall::add("bge0"), libc::EBUSY);
 
     let answer = platform.set_active("em0").await;
     let (_, aggregate) = platform.until_aggregate().await;
@@ -780,7 +753,11 @@ async fn a_failed_re_add_puts_the_port_back_and_names_the_step() {
     );
     assert_eq!(
         changes(&platform.kernel),
-        [remove("bge0"), add("bge0"), add("bge0")]
+        [
+            KernelCall::remove("bge0"),
+            KernelCall::add("bge0"),
+            KernelCall::add("bge0")
+        ]
     );
     // No port is left out; the fresh Aggregate shows where MASTER ended.
     assert_eq!(
@@ -794,7 +771,9 @@ async fn a_failed_removal_answers_at_once_with_the_step() {
     let mut platform = Platform::start(drifted_boot, &options()).await;
     expect_start(&mut platform).await;
     changes(&platform.kernel);
-    platform.kernel.fail_next(remove("bge0"), libc::EBUSY);
+    platform
+        .kernel
+        .fail_next(KernelCall::remove("bge0"), libc::EBUSY);
     let answer = platform.set_active("em0").await;
     assert_eq!(
         answer_of(answer).await,
@@ -803,7 +782,7 @@ async fn a_failed_removal_answers_at_once_with_the_step() {
             errno_text(libc::EBUSY)
         ))
     );
-    assert_eq!(changes(&platform.kernel), [remove("bge0")]);
+    assert_eq!(changes(&platform.kernel), [KernelCall::remove("bge0")]);
 }
 
 #[tokio::test]
@@ -987,7 +966,7 @@ async fn the_lagg_poll_sees_silent_membership_changes() {
     kernel.remove_port("lagg0", "bge0").expect("member");
     kernel.add_port("lagg0", "bge0").expect("not a member");
     let (updates, aggregate) = platform.until_aggregate().await;
-    assert_eq!(links_of(&updates), []);
+    assert_eq!(links(&updates), []);
     assert_eq!(
         aggregate,
         failover(lagg0, &["bge0", "em0"], Some("em0"), Some("em0"))

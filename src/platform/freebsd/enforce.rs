@@ -153,20 +153,6 @@ mod tests {
     use crate::platform::freebsd::abi::{LAGG_PROTO_FAILOVER, LAGG_PROTO_LACP};
     use crate::platform::freebsd::fake::{FakeLaggKernel, KernelCall, FLAGS_UP};
 
-    fn add(port: &str) -> KernelCall {
-        KernelCall::AddPort {
-            lagg: "lagg0".into(),
-            port: port.into(),
-        }
-    }
-
-    fn remove(port: &str) -> KernelCall {
-        KernelCall::RemovePort {
-            lagg: "lagg0".into(),
-            port: port.into(),
-        }
-    }
-
     fn master(kernel: &FakeLaggKernel) -> Option<String> {
         let state = kernel.lagg("lagg0").expect("lagg0 exists");
         state.master().map(|port| port.name.clone())
@@ -210,7 +196,10 @@ mod tests {
             [LaggOp::Remove("bge0".into()), LaggOp::Add("bge0".into())]
         );
         assert_eq!(execute_restore(&mut kernel, "lagg0", "em0", &plan), Ok(()));
-        assert_eq!(kernel.take_changes(), [remove("bge0"), add("bge0")]);
+        assert_eq!(
+            kernel.take_changes(),
+            [KernelCall::remove("bge0"), KernelCall::add("bge0")]
+        );
         assert_eq!(master(&kernel).as_deref(), Some("em0"));
         assert_eq!(members(&kernel), ["bge0", "em0"]);
     }
@@ -222,7 +211,12 @@ mod tests {
         assert_eq!(execute_restore(&mut kernel, "lagg0", "em0", &plan), Ok(()));
         assert_eq!(
             kernel.take_changes(),
-            [remove("bge0"), remove("wlan0"), add("wlan0"), add("bge0")]
+            [
+                KernelCall::remove("bge0"),
+                KernelCall::remove("wlan0"),
+                KernelCall::add("wlan0"),
+                KernelCall::add("bge0")
+            ]
         );
         assert_eq!(master(&kernel).as_deref(), Some("em0"));
         assert_eq!(members(&kernel), ["wlan0", "bge0", "em0"]);
@@ -260,13 +254,13 @@ mod tests {
     fn a_failed_removal_changes_nothing_and_names_the_step() {
         let mut kernel = drifted();
         let plan = plan_restore(&mut kernel, "lagg0", "em0").expect("plannable");
-        kernel.fail_next(remove("bge0"), libc::EBUSY);
+        kernel.fail_next(KernelCall::remove("bge0"), libc::EBUSY);
         let error = execute_restore(&mut kernel, "lagg0", "em0", &plan).expect_err("busy");
         assert_eq!(
             error,
             format!("SIOCSLAGGDELPORT bge0: {}", errno_text(libc::EBUSY))
         );
-        assert_eq!(kernel.take_changes(), [remove("bge0")]);
+        assert_eq!(kernel.take_changes(), [KernelCall::remove("bge0")]);
         assert_eq!(members(&kernel), ["bge0", "em0"]);
         assert_eq!(master(&kernel).as_deref(), Some("bge0"));
     }
@@ -275,7 +269,7 @@ mod tests {
     fn a_failed_addition_re_adds_every_removed_port() {
         let mut kernel = three_ports();
         let plan = plan_restore(&mut kernel, "lagg0", "em0").expect("plannable");
-        kernel.fail_next(add("wlan0"), libc::ENOMEM);
+        kernel.fail_next(KernelCall::add("wlan0"), libc::ENOMEM);
         let error = execute_restore(&mut kernel, "lagg0", "em0", &plan).expect_err("failed");
         assert_eq!(
             error,
@@ -287,11 +281,11 @@ mod tests {
         assert_eq!(
             kernel.take_changes(),
             [
-                remove("bge0"),
-                remove("wlan0"),
-                add("wlan0"),
-                add("bge0"),
-                add("wlan0")
+                KernelCall::remove("bge0"),
+                KernelCall::remove("wlan0"),
+                KernelCall::add("wlan0"),
+                KernelCall::add("bge0"),
+                KernelCall::add("wlan0")
             ]
         );
         assert_eq!(members(&kernel), ["wlan0", "bge0", "em0"]);
@@ -301,8 +295,8 @@ mod tests {
     fn a_port_that_cannot_be_re_added_is_named() {
         let mut kernel = drifted();
         let plan = plan_restore(&mut kernel, "lagg0", "em0").expect("plannable");
-        kernel.fail_next(add("bge0"), libc::ENOMEM);
-        kernel.fail_next(add("bge0"), libc::ENXIO);
+        kernel.fail_next(KernelCall::add("bge0"), libc::ENOMEM);
+        kernel.fail_next(KernelCall::add("bge0"), libc::ENXIO);
         let error = execute_restore(&mut kernel, "lagg0", "em0", &plan).expect_err("failed");
         assert_eq!(
             error,
@@ -320,11 +314,14 @@ mod tests {
     fn an_existing_member_counts_as_added() {
         let mut kernel = drifted();
         let plan = plan_restore(&mut kernel, "lagg0", "em0").expect("plannable");
-        kernel.fail_next(add("bge0"), libc::EEXIST);
+        kernel.fail_next(KernelCall::add("bge0"), libc::EEXIST);
         // The injected EEXIST stands for a port someone else re-added
         // first; the fake itself has not, so bge0 stays out here.
         assert_eq!(execute_restore(&mut kernel, "lagg0", "em0", &plan), Ok(()));
-        assert_eq!(kernel.take_changes(), [remove("bge0"), add("bge0")]);
+        assert_eq!(
+            kernel.take_changes(),
+            [KernelCall::remove("bge0"), KernelCall::add("bge0")]
+        );
     }
 
     #[test]

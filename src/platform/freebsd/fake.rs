@@ -29,6 +29,7 @@ use super::abi::{
 use super::kernel::{Interface, LaggKernel};
 use super::lagg::{LaggPort, LaggState};
 use super::message::{port_link_up, RouteMessage};
+use crate::platform::{LinkState, Update};
 
 /// `ifi_type` of an Ethernet interface outside any lagg (`IFT_ETHER`).
 pub const IFT_ETHER: u8 = 0x06;
@@ -76,6 +77,23 @@ pub enum KernelCall {
 }
 
 impl KernelCall {
+    /// Adding `port` to `lagg0`, the lagg of every test setup: the call a
+    /// test expects the platform to make when it restores a primary.
+    pub fn add(port: &str) -> KernelCall {
+        KernelCall::AddPort {
+            lagg: "lagg0".into(),
+            port: port.into(),
+        }
+    }
+
+    /// Removing `port` from `lagg0`, the other half of a reorder.
+    pub fn remove(port: &str) -> KernelCall {
+        KernelCall::RemovePort {
+            lagg: "lagg0".into(),
+            port: port.into(),
+        }
+    }
+
     /// Whether the call changes the kernel (rather than reading it).
     pub fn changes(&self) -> bool {
         matches!(
@@ -559,6 +577,30 @@ impl State {
             let _ = socket.try_send(read);
         }
     }
+}
+
+/// An up interface as a kernel read reports it: the state machine's tests
+/// and the platform's tests build their resyncs from these.
+pub fn interface(index: u32, name: &str, link_state: u8, if_type: u8) -> Interface {
+    Interface {
+        index,
+        name: name.into(),
+        flags: FLAGS_UP,
+        link_state,
+        if_type,
+    }
+}
+
+/// The link changes among `updates`, as `(name, state)`: what most tests
+/// check, without the indexes and aggregates around them.
+pub fn links(updates: &[Update]) -> Vec<(String, LinkState)> {
+    updates
+        .iter()
+        .filter_map(|update| match update {
+            Update::Link(link) => Some((link.name.clone(), link.state)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn info_message(interface: &Interface) -> RouteMessage {

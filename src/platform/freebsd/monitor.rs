@@ -778,23 +778,13 @@ mod tests {
     use crate::platform::freebsd::abi::{
         LAGG_PORT_ACTIVE, LAGG_PORT_MASTER, LAGG_PROTO_FAILOVER, LINK_STATE_DOWN, LINK_STATE_UP,
     };
-    use crate::platform::freebsd::fake::{FLAGS_UP, IFT_ETHER};
+    use crate::platform::freebsd::fake::{interface, links, FLAGS_UP, IFT_ETHER};
     use crate::platform::freebsd::lagg::LaggPort;
 
     const SETTLE: SettleTime = SettleTime {
         min: Duration::from_secs(2),
         max: Duration::from_secs(10),
     };
-
-    fn interface(index: u32, name: &str, link_state: u8, if_type: u8) -> Interface {
-        Interface {
-            index,
-            name: name.into(),
-            flags: FLAGS_UP,
-            link_state,
-            if_type,
-        }
-    }
 
     fn failover(ports: &[(&str, u32)]) -> LaggState {
         LaggState {
@@ -865,16 +855,6 @@ mod tests {
             updates.extend(monitor.on_confirmation(&claim, Ok(read)));
         }
         updates
-    }
-
-    fn links(updates: &[Update]) -> Vec<(String, LinkState)> {
-        updates
-            .iter()
-            .filter_map(|update| match update {
-                Update::Link(link) => Some((link.name.clone(), link.state)),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]
