@@ -36,7 +36,9 @@ mod support;
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::support::{sh, start_daemon, wall_ns, Guard, Namespaces, Result};
+    use super::support::{
+        daemon_pid, env_number, request, start_daemon, wall_ns, Guard, Namespaces, Result,
+    };
     use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixStream;
     use std::path::Path;
@@ -64,41 +66,6 @@ mod linux {
             eprintln!("crowd: {error}");
             std::process::exit(1);
         }
-    }
-
-    fn env_number(name: &str, default: u64) -> Result<u64> {
-        match std::env::var(name) {
-            Ok(value) => value.parse().map_err(|e| format!("{name}={value}: {e}")),
-            Err(_) => Ok(default),
-        }
-    }
-
-    /// Port `name` (index `index`) in the monitored namespace, its far end
-    /// (index `index + 1`) in the peer namespace, both up.
-    fn add_port(namespaces: &Namespaces, name: &str, index: u32) -> Result<()> {
-        let (near, far) = (index.to_string(), (index + 1).to_string());
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            "name",
-            name,
-            "index",
-            &near,
-            "netns",
-            &namespaces.monitored,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            name,
-            "index",
-            &far,
-            "netns",
-            &namespaces.peer,
-        ])?;
-        sh(&["ip", "-n", &namespaces.monitored, "link", "set", name, "up"])?;
-        sh(&["ip", "-n", &namespaces.peer, "link", "set", name, "up"])
     }
 
     /// An `ip -batch` reading commands for the peer namespace.
@@ -133,30 +100,9 @@ mod linux {
         }
     }
 
-    /// One request on a fresh connection; its reply.
-    fn request(socket: &Path, line: &str) -> Result<serde_json::Value> {
-        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .write_all(line.as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut reply = String::new();
-        BufReader::new(stream)
-            .read_line(&mut reply)
-            .map_err(|e| format!("read: {e}"))?;
-        serde_json::from_str(&reply).map_err(|e| format!("reply: {e}"))
-    }
-
     fn newest_seq(socket: &Path) -> Result<u64> {
         let reply = request(socket, "{\"cmd\":\"events\",\"n\":1}\n")?;
         Ok(reply["events"][0]["seq"].as_u64().unwrap_or(0))
-    }
-
-    fn daemon_pid(socket: &Path) -> Result<u32> {
-        let reply = request(socket, "{\"cmd\":\"status\"}\n")?;
-        reply["status"]["pid"]
-            .as_u64()
-            .map(|pid| pid as u32)
-            .ok_or_else(|| format!("no pid in {reply}"))
     }
 
     /// A `VmRSS:` or `VmHWM:` figure of `/proc/PID/status`, in KiB.
@@ -257,8 +203,8 @@ mod linux {
         let clients = env_number("CROWD_CLIENTS", 100)? as usize;
         let history = env_number("CROWD_HISTORY", 100_000)?;
         let namespaces = Namespaces::new("lmcrowd")?;
-        add_port(&namespaces, PRIMARY, 7101)?;
-        add_port(&namespaces, BACKUP, 7103)?;
+        namespaces.add_port(PRIMARY, 7101)?;
+        namespaces.add_port(BACKUP, 7103)?;
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let socket = dir.path().join("laggmond.sock");
         let config = dir.path().join("laggmond.yml");

@@ -36,7 +36,7 @@ mod support;
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::support::{lock, quantile, sh, start_daemon, wall_ns, Guard, Namespaces, Result};
+    use super::support::{lock, quantile, start_daemon, wall_ns, Guard, Namespaces, Result};
     use std::collections::HashMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Write};
@@ -110,37 +110,9 @@ mod linux {
     /// The two namespaces with the monitored port and a steady second one.
     fn namespaces() -> Result<Namespaces> {
         let namespaces = Namespaces::new("lmbench")?;
-        add_port(&namespaces, PORT, 7001)?;
-        add_port(&namespaces, STEADY, 7003)?;
+        namespaces.add_port(PORT, 7001)?;
+        namespaces.add_port(STEADY, 7003)?;
         Ok(namespaces)
-    }
-
-    /// Port `name` with index `index` in the monitored namespace, its far
-    /// end of the same name with index `index + 1` in the peer namespace.
-    fn add_port(namespaces: &Namespaces, name: &str, index: u32) -> Result<()> {
-        let (near, far) = (index.to_string(), (index + 1).to_string());
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            "name",
-            name,
-            "index",
-            &near,
-            "netns",
-            &namespaces.monitored,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            name,
-            "index",
-            &far,
-            "netns",
-            &namespaces.peer,
-        ])?;
-        sh(&["ip", "-n", &namespaces.monitored, "link", "set", name, "up"])?;
-        sh(&["ip", "-n", &namespaces.peer, "link", "set", name, "up"])
     }
 
     /// Timestamps (wall ns) of one observer, each with whether it saw the

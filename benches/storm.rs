@@ -33,7 +33,10 @@ mod support;
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::support::{lock, quantile, start_daemon, wall_ns, Guard, Namespaces, Result};
+    use super::support::{
+        daemon_pid, env_number, lock, quantile, request, start_daemon, wall_ns, Guard, Namespaces,
+        Result,
+    };
     use std::collections::HashMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Write};
@@ -74,15 +77,6 @@ mod linux {
     /// Name of monitored port `index` (its far end has the same name).
     fn port_name(index: usize) -> String {
         format!("st{index}")
-    }
-
-    fn env_number(name: &str, default: u64) -> Result<u64> {
-        match std::env::var(name) {
-            Ok(value) => value
-                .parse()
-                .map_err(|_| format!("{name}={value}: not a number")),
-            Err(_) => Ok(default),
-        }
     }
 
     /// Runs `ip [-n netns] -batch -` with `commands` on its standard input:
@@ -267,27 +261,6 @@ mod linux {
                 });
             }
         }
-    }
-
-    /// One request on a fresh connection; the parsed reply.
-    fn request(socket: &Path, line: &str) -> Result<serde_json::Value> {
-        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .write_all(line.as_bytes())
-            .map_err(|e| format!("request: {e}"))?;
-        let mut reply = String::new();
-        BufReader::new(stream)
-            .read_line(&mut reply)
-            .map_err(|e| format!("reply: {e}"))?;
-        serde_json::from_str(&reply).map_err(|e| format!("reply {reply:?}: {e}"))
-    }
-
-    fn daemon_pid(socket: &Path) -> Result<u32> {
-        let reply = request(socket, "{\"cmd\":\"status\"}\n")?;
-        reply["status"]["pid"]
-            .as_u64()
-            .and_then(|pid| u32::try_from(pid).ok())
-            .ok_or_else(|| format!("status reply without a pid: {reply}"))
     }
 
     /// `VmRSS` and `VmHWM` of process `pid`, as `/proc` writes them.

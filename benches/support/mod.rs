@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each benchmark uses its own part
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -31,6 +33,40 @@ pub fn sh(argv: &[&str]) -> Result<()> {
     } else {
         Err(format!("{} failed: {status}", argv.join(" ")))
     }
+}
+
+/// The number in environment variable `name`, or `default` when unset:
+/// how the operator scales a benchmark without rebuilding it.
+pub fn env_number(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(value) => value.parse().map_err(|e| format!("{name}={value}: {e}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// One control request on a fresh connection; the parsed reply. A fresh
+/// connection each time, so that a benchmark's probes never queue behind
+/// its own load.
+pub fn request(socket: &Path, line: &str) -> Result<serde_json::Value> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| format!("request: {e}"))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("reply: {e}"))?;
+    serde_json::from_str(&reply).map_err(|e| format!("reply {reply:?}: {e}"))
+}
+
+/// The daemon's pid, from its own `status`: the process in the namespace
+/// is not the child the benchmark started (that is `ip netns exec`'s).
+pub fn daemon_pid(socket: &Path) -> Result<u32> {
+    let reply = request(socket, "{\"cmd\":\"status\"}\n")?;
+    reply["status"]["pid"]
+        .as_u64()
+        .and_then(|pid| u32::try_from(pid).ok())
+        .ok_or_else(|| format!("status reply without a pid: {reply}"))
 }
 
 /// A mutex that a panicking reader thread must not make unusable.
@@ -74,6 +110,36 @@ impl Namespaces {
         sh(&["ip", "netns", "add", &namespaces.monitored])?;
         sh(&["ip", "netns", "add", &namespaces.peer])?;
         Ok(namespaces)
+    }
+
+    /// Port `name` with index `index` in the monitored namespace, its far
+    /// end of the same name with index `index + 1` in the peer namespace,
+    /// both up. The indexes differ so that the kernel reports carrier
+    /// changes at once rather than batched up to a second later.
+    pub fn add_port(&self, name: &str, index: u32) -> Result<()> {
+        let (near, far) = (index.to_string(), (index + 1).to_string());
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "name",
+            name,
+            "index",
+            &near,
+            "netns",
+            &self.monitored,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name,
+            "index",
+            &far,
+            "netns",
+            &self.peer,
+        ])?;
+        sh(&["ip", "-n", &self.monitored, "link", "set", name, "up"])?;
+        sh(&["ip", "-n", &self.peer, "link", "set", name, "up"])
     }
 }
 
