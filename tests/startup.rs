@@ -192,11 +192,29 @@ fn refused_start(files: &Files) -> (Option<i32>, String) {
     (code, stderr)
 }
 
+/// What a precious file holds.
+const PRECIOUS: &str = "root's data\n";
+
 /// A root-owned file that must survive: what a planted link points at.
 fn precious(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("precious");
-    fs::write(&path, "root's data\n").expect("write");
+    fs::write(&path, PRECIOUS).expect("write");
     path
+}
+
+/// Fails the test unless the precious file at `target` still holds what it
+/// held: a refused start must not write through a planted link.
+fn assert_untouched(target: &Path) {
+    assert_eq!(fs::read_to_string(target).expect("target"), PRECIOUS);
+}
+
+/// Fails the test unless a start is refused (exit code 1) with `reason` in
+/// its message; the message, for the checks particular to one case.
+fn refused_because(files: &Files, reason: &str) -> String {
+    let (code, stderr) = refused_start(files);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -205,13 +223,8 @@ fn a_pidfile_that_is_a_symbolic_link_is_refused_and_its_target_untouched() {
     let target = precious(files.dir.path());
     std::os::unix::fs::symlink(&target, files.pidfile()).expect("symlink");
 
-    let (code, stderr) = refused_start(&files);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("symbolic link"), "{stderr}");
-    assert_eq!(
-        fs::read_to_string(&target).expect("target"),
-        "root's data\n"
-    );
+    refused_because(&files, "symbolic link");
+    assert_untouched(&target);
 }
 
 #[test]
@@ -220,13 +233,8 @@ fn a_pidfile_that_is_a_hard_link_is_refused_and_its_target_untouched() {
     let target = precious(files.dir.path());
     fs::hard_link(&target, files.pidfile()).expect("hard link");
 
-    let (code, stderr) = refused_start(&files);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("hard links"), "{stderr}");
-    assert_eq!(
-        fs::read_to_string(&target).expect("target"),
-        "root's data\n"
-    );
+    refused_because(&files, "hard links");
+    assert_untouched(&target);
 }
 
 #[test]
@@ -240,12 +248,7 @@ fn a_pidfile_owned_by_another_user_is_refused_and_untouched() {
     )
     .expect("chown");
 
-    let (code, stderr) = refused_start(&files);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("owned by uid {NOBODY}")),
-        "{stderr}"
-    );
+    refused_because(&files, &format!("owned by uid {NOBODY}"));
     assert_eq!(
         fs::read_to_string(files.pidfile()).expect("pidfile"),
         "theirs\n"
@@ -261,9 +264,7 @@ fn a_pidfile_that_is_not_a_regular_file_is_refused() {
     )
     .expect("mkfifo");
 
-    let (code, stderr) = refused_start(&files);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("not a regular file"), "{stderr}");
+    refused_because(&files, "not a regular file");
 }
 
 /// The pid of a running instance is read from the file and shown; whatever
@@ -282,12 +283,7 @@ fn a_locked_pidfile_is_reported_with_its_content_escaped() {
     fs::write(files.pidfile(), "42\x1b]0;owned\x07\r\n").expect("write");
     held.try_lock().expect("lock the pidfile");
 
-    let (code, stderr) = refused_start(&files);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("already running as pid 42\\u{1b}]0;owned\\u{7}"),
-        "{stderr}"
-    );
+    let stderr = refused_because(&files, "already running as pid 42\\u{1b}]0;owned\\u{7}");
     assert!(
         !stderr.contains('\x1b') && !stderr.contains('\r'),
         "{stderr:?}"
