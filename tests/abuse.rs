@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Bench, Daemon, Files, NobodyBinary};
+use common::{error_of, Bench, Daemon, Files, NobodyBinary};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use serde_json::Value;
@@ -88,10 +88,6 @@ fn ask(path: &Path, line: &str) -> Value {
     let mut stream = connect(path);
     stream.write_all(line.as_bytes()).expect("send");
     read_reply(&mut BufReader::new(stream)).expect("a reply")
-}
-
-fn error_of(reply: &Value) -> &str {
-    reply["error"].as_str().unwrap_or_default()
 }
 
 fn is_busy(reply: &Value) -> bool {

@@ -26,6 +26,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
+use common::run;
+
 /// Longest wait for any expected update or kernel state.
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -319,14 +321,6 @@ fn active_is(name: &'static str, port: &'static str) -> impl Fn(&Update) -> bool
 
 fn names(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| name.to_string()).collect()
-}
-
-fn run<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("test runtime")
-        .block_on(future)
 }
 
 fn ms(duration: Duration) -> String {

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use common::NobodyBinary;
+use common::{error_of, NobodyBinary};
 use laggmond::control::client;
 use laggmond::control::protocol::{Reply, Request, MAX_CLIENTS, MAX_REQUEST};
 use laggmond::control::server::{self, ControlRequest};
@@ -245,11 +245,6 @@ impl RawClient {
     async fn assert_closed(&mut self) {
         assert_eq!(self.line().await, None, "the server should have closed");
     }
-}
-
-fn error_of(reply: &Reply) -> &str {
-    assert!(!reply.ok, "expected an error reply: {reply:?}");
-    reply.error.as_deref().unwrap_or("")
 }
 
 #[tokio::test]

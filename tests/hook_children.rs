@@ -11,82 +11,14 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{Bench, Daemon, Files};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::{Bench, Daemon, Files, Leftovers};
+use nix::sys::signal::Signal;
 
 /// Generous bound for anything that should happen "at once".
 const PROMPTLY: Duration = Duration::from_secs(10);
 
 /// Primary p0, backup p1.
 const GROUP: &str = "groups:\n  uplink:\n    driver: none\n    ports: [p0, p1]\n";
-
-/// Live processes whose argv is exactly `argv` (zombies have none).
-fn processes_running(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
-        .collect()
-}
-
-/// The parent of `pid`, from `/proc`.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Kills, when dropped, every process still running `argv`: a failing test
-/// leaves nothing behind.
-struct Leftovers(&'static [&'static str]);
-
-impl Leftovers {
-    /// Waits for exactly one process running the argv; its pid.
-    fn wait_started(&self) -> i32 {
-        let mut found = Vec::new();
-        let started = common::wait_for(PROMPTLY, || {
-            found = processes_running(self.0);
-            !found.is_empty()
-        });
-        assert!(started, "no {:?} started", self.0);
-        assert_eq!(
-            found.len(),
-            1,
-            "{:?} runs more than once: {found:?}",
-            self.0
-        );
-        found[0]
-    }
-
-    fn wait_gone(&self, when: &str) {
-        let gone = common::wait_for(PROMPTLY, || processes_running(self.0).is_empty());
-        assert!(
-            gone,
-            "{:?} still running {when}: {:?}",
-            self.0,
-            processes_running(self.0)
-        );
-    }
-}
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        for pid in processes_running(self.0) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
 
 /// A daemon on ports p0 and p1 whose failover runs `/bin/sh -c script`
 /// with `timeout`.
@@ -165,9 +97,9 @@ fn a_process_that_left_the_hooks_session_is_reaped_and_dies_at_the_stop() {
     // The hook exited and the sleeps left its session: the daemon, as the
     // reaper, is now their parent.
     assert!(
-        common::wait_for(PROMPTLY, || parent_of(pid) == Some(daemon.pid())),
+        common::wait_for(PROMPTLY, || common::parent_of(pid) == Some(daemon.pid())),
         "{pid} was not re-parented to the daemon: parent {:?}",
-        parent_of(pid)
+        common::parent_of(pid)
     );
     let short_pid: i32 = common::wait_for(PROMPTLY, || {
         fs::read_to_string(&short).is_ok_and(|t| t.ends_with('\n'))
@@ -176,7 +108,7 @@ fn a_process_that_left_the_hooks_session_is_reaped_and_dies_at_the_stop() {
     .flatten()
     .expect("the hook wrote the short sleep's pid");
     assert!(
-        common::wait_for(PROMPTLY, || parent_of(short_pid).is_none()),
+        common::wait_for(PROMPTLY, || common::parent_of(short_pid).is_none()),
         "the short sleep {short_pid} was not reaped: {:?}",
         common::children_of(daemon.pid())
     );

@@ -6,6 +6,8 @@
 //! shutdown. Each is found by a sleep duration no other test uses, and
 //! killed by a guard if it survives.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,48 +16,14 @@ use std::time::{Duration, Instant};
 use laggmond::config::HookConfig;
 use laggmond::event::{Event, Kind, Timestamp, What};
 use laggmond::hooks;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+
+use common::Leftovers;
 
 /// Generous bound for anything that should happen "at once".
 const PROMPTLY: Duration = Duration::from_secs(10);
 
 /// The argv of the long-lived process the hook leaves in a new session.
 const LONG_SLEEP: &[&str] = &["sleep", "3175"];
-
-/// Live processes whose argv is exactly `argv` (zombies have none).
-fn processes_running(argv: &[&str]) -> Vec<i32> {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
-        .collect()
-}
-
-/// The state and parent of `pid`, from `/proc`; `None` once it is reaped.
-fn state_and_parent(pid: i32) -> Option<(char, i32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.next()?.parse().ok()?))
-}
-
-/// Kills, when dropped, every process still running `argv`.
-struct Leftovers(&'static [&'static str]);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        for pid in processes_running(self.0) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
 
 async fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + PROMPTLY;
@@ -99,7 +67,7 @@ async fn orphans_that_left_the_hooks_session_are_reaped_and_killed_at_shutdown()
     let mut long = Vec::new();
     assert!(
         wait_for(|| {
-            long = processes_running(leftovers.0);
+            long = common::processes_running(leftovers.0);
             long.len() == 1
         })
         .await,
@@ -108,9 +76,9 @@ async fn orphans_that_left_the_hooks_session_are_reaped_and_killed_at_shutdown()
     let long = long[0];
     // Out of the hook's session and group: only the reaper can get it.
     assert!(
-        wait_for(|| state_and_parent(long).is_some_and(|(_, parent)| parent == me)).await,
+        wait_for(|| common::parent_of(long) == Some(me)).await,
         "{long} was not re-parented to the reaper: {:?}",
-        state_and_parent(long)
+        common::proc_stat(long)
     );
     let short_pid = {
         let mut pid = None;
@@ -124,9 +92,9 @@ async fn orphans_that_left_the_hooks_session_are_reaped_and_killed_at_shutdown()
         pid.expect("the short sleep's pid")
     };
     assert!(
-        wait_for(|| state_and_parent(short_pid).is_none()).await,
+        wait_for(|| common::proc_stat(short_pid).is_none()).await,
         "the exited orphan {short_pid} was not reaped: {:?}",
-        state_and_parent(short_pid)
+        common::proc_stat(short_pid)
     );
     assert_eq!(
         handle.stats().succeeded,
@@ -134,18 +102,14 @@ async fn orphans_that_left_the_hooks_session_are_reaped_and_killed_at_shutdown()
         "the hook itself ended: {:?}",
         handle.stats()
     );
-    assert_eq!(
-        state_and_parent(long).map(|(_, p)| p),
-        Some(me),
-        "{long} died early"
-    );
+    assert_eq!(common::parent_of(long), Some(me), "{long} died early");
 
     tokio::time::timeout(PROMPTLY, handle.shutdown())
         .await
         .expect("shutdown within the bound");
     // Killed and reaped by the reaper itself: no trace left.
     assert_eq!(
-        state_and_parent(long),
+        common::proc_stat(long),
         None,
         "{long} survived the shutdown or was not reaped"
     );

@@ -8,13 +8,14 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::future::Future;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,115 +27,13 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::sync::{mpsc, oneshot};
 
+use common::{run, Bench};
+
 /// Longest wait for any single expected update.
 const WAIT: Duration = Duration::from_secs(5);
 
 /// How fast a carrier change must be reported.
 const PROMPT: Duration = Duration::from_secs(1);
-
-/// Numbers the namespaces of this process.
-static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
-
-// --- the lab: two namespaces, deleted on drop -----------------------------
-
-/// A monitored namespace and a peer namespace; both are deleted on drop,
-/// also when the test panics.
-struct Lab {
-    ns: String,
-    peer: String,
-    /// Interface index for the next monitored veth end.
-    next_index: AtomicU32,
-}
-
-/// First index given to monitored veth ends; the peer ends get the
-/// namespace's lowest free indexes, far below.
-const FIRST_INDEX: u32 = 100;
-
-impl Lab {
-    fn new() -> Lab {
-        require_root();
-        let number = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
-        let lab = Lab {
-            ns: format!("lm-{}-{number}", std::process::id()),
-            peer: format!("lm-{}-{number}p", std::process::id()),
-            next_index: AtomicU32::new(FIRST_INDEX),
-        };
-        for name in [&lab.ns, &lab.peer] {
-            let output = Command::new("ip")
-                .args(["netns", "add", name])
-                .output()
-                .unwrap_or_else(|error| panic!("cannot run `ip` (iproute2 needed): {error}"));
-            assert!(
-                output.status.success(),
-                "`ip netns add {name}` failed, network namespaces are needed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        lab
-    }
-
-    /// A veth pair `name` (monitored) / `peer_name` (peer), both up.
-    fn veth(&self, name: &str, peer_name: &str) {
-        self.veth_down(name, peer_name);
-        ip(&["-n", &self.ns, "link", "set", name, "up"]);
-        ip(&["-n", &self.peer, "link", "set", peer_name, "up"]);
-    }
-
-    /// A veth pair left administratively down on both ends. The two ends
-    /// get different indexes: the kernel reports a carrier loss at once
-    /// only for an interface whose index differs from its link's (as for
-    /// stacked devices); otherwise, as for physical ports, it batches the
-    /// report up to a second later. The tests time the monitor, not that.
-    fn veth_down(&self, name: &str, peer_name: &str) {
-        let index = self.next_index.fetch_add(1, Ordering::Relaxed).to_string();
-        ip(&[
-            "link", "add", name, "index", &index, "netns", &self.ns, "type", "veth", "peer",
-            "name", peer_name, "netns", &self.peer,
-        ]);
-    }
-
-    /// Start the monitor inside the monitored namespace.
-    fn monitor(&self, options: Options) -> Monitor {
-        Monitor::start(&self.ns, options)
-    }
-
-    /// The interfaces of the monitored namespace, as `ip` sees them.
-    fn kernel_links(&self) -> BTreeMap<u32, Link> {
-        kernel_links(&self.ns)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for name in [&self.ns, &self.peer] {
-            let deleted = Command::new("ip").args(["netns", "del", name]).output();
-            if !matches!(&deleted, Ok(output) if output.status.success()) {
-                eprintln!("could not delete network namespace {name}: {deleted:?}");
-            }
-        }
-    }
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the Linux platform tests create network namespaces: run them as root"
-    );
-}
-
-/// Run `ip` with `args`; a failure fails the test with `ip`'s message.
-fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run `ip`: {error}"));
-    assert!(
-        output.status.success(),
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Run `ip -n NS -batch -` with `commands`, one per line.
 fn ip_batch(ns: &str, commands: &[String]) {
@@ -289,7 +188,7 @@ impl Monitor {
 
     /// Read until no update came for a while and the applied updates
     /// equal the kernel's view; returns how many snapshots were read.
-    async fn converge(&mut self, lab: &Lab, model: &mut BTreeMap<u32, Link>) -> usize {
+    async fn converge(&mut self, lab: &Bench, model: &mut BTreeMap<u32, Link>) -> usize {
         let deadline = Instant::now() + 4 * WAIT;
         let mut snapshots = 0;
         loop {
@@ -298,11 +197,11 @@ impl Monitor {
                     snapshots += usize::from(matches!(update, Update::Snapshot(_)));
                     apply(model, update);
                 }
-                None if *model == lab.kernel_links() => return snapshots,
+                None if *model == kernel_links(&lab.ns.name) => return snapshots,
                 None => assert!(
                     Instant::now() < deadline,
                     "the monitor's view never matched the kernel's:\n{model:#?}\nkernel:\n{:#?}",
-                    lab.kernel_links()
+                    kernel_links(&lab.ns.name)
                 ),
             }
         }
@@ -329,14 +228,6 @@ fn enter_netns(path: &str) -> Result<(), String> {
         return Err(format!("setns {path}: {}", std::io::Error::last_os_error()));
     }
     Ok(())
-}
-
-fn run<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("test runtime")
-        .block_on(future)
 }
 
 fn by_index(links: Vec<Link>) -> BTreeMap<u32, Link> {
@@ -468,35 +359,35 @@ fn show_logs() {
 
 #[test]
 fn the_first_snapshot_is_the_kernels_view() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
     lab.veth_down("d0", "e0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         let links = monitor.first_snapshot().await;
         assert_eq!(named(&links, "a0").state, LinkState::Up);
         assert_eq!(named(&links, "d0").state, LinkState::Down);
         assert_eq!(named(&links, "lo").state, LinkState::Down);
-        assert_eq!(links, lab.kernel_links());
+        assert_eq!(links, kernel_links(&lab.ns.name));
     });
 }
 
 #[test]
 fn losing_and_regaining_carrier_is_reported_promptly() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
         let start = Instant::now();
-        ip(&["-n", &lab.peer, "link", "set", "b0", "down"]);
+        lab.peer.ip(&["link", "set", "b0", "down"]);
         monitor
             .wait_for("a0 down", |u| is_link(u, "a0", LinkState::Down))
             .await;
         let down = start.elapsed();
 
         let start = Instant::now();
-        ip(&["-n", &lab.peer, "link", "set", "b0", "up"]);
+        lab.peer.ip(&["link", "set", "b0", "up"]);
         monitor
             .wait_for("a0 up", |u| is_link(u, "a0", LinkState::Up))
             .await;
@@ -510,13 +401,13 @@ fn losing_and_regaining_carrier_is_reported_promptly() {
 
 #[test]
 fn administrative_down_is_reported() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
         let start = Instant::now();
-        ip(&["-n", &lab.ns, "link", "set", "a0", "down"]);
+        lab.ns.ip(&["link", "set", "a0", "down"]);
         monitor
             .wait_for("a0 down", |u| is_link(u, "a0", LinkState::Down))
             .await;
@@ -528,13 +419,13 @@ fn administrative_down_is_reported() {
 
 #[test]
 fn a_rename_is_a_departure_then_an_arrival() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         let index = named(&monitor.first_snapshot().await, "a0").index;
-        ip(&["-n", &lab.ns, "link", "set", "a0", "down"]);
-        ip(&["-n", &lab.ns, "link", "set", "a0", "name", "c0"]);
+        lab.ns.ip(&["link", "set", "a0", "down"]);
+        lab.ns.ip(&["link", "set", "a0", "name", "c0"]);
         monitor
             .wait_for("a0 gone", |u| {
                 *u == Update::Gone {
@@ -556,12 +447,12 @@ fn a_rename_is_a_departure_then_an_arrival() {
 
 #[test]
 fn deletion_and_creation_are_reported() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         let index = named(&monitor.first_snapshot().await, "a0").index;
-        ip(&["-n", &lab.ns, "link", "del", "a0"]);
+        lab.ns.ip(&["link", "del", "a0"]);
         monitor
             .wait_for("a0 gone", |u| {
                 *u == Update::Gone {
@@ -575,8 +466,8 @@ fn deletion_and_creation_are_reported() {
         monitor
             .wait_for("d0 down", |u| is_link(u, "d0", LinkState::Down))
             .await;
-        ip(&["-n", &lab.peer, "link", "set", "e0", "up"]);
-        ip(&["-n", &lab.ns, "link", "set", "d0", "up"]);
+        lab.peer.ip(&["link", "set", "e0", "up"]);
+        lab.ns.ip(&["link", "set", "d0", "up"]);
         monitor
             .wait_for("d0 up", |u| is_link(u, "d0", LinkState::Up))
             .await;
@@ -585,13 +476,13 @@ fn deletion_and_creation_are_reported() {
 
 #[test]
 fn a_resync_sends_the_kernels_view() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
     lab.veth("a1", "b1");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
-        ip(&["-n", &lab.peer, "link", "set", "b1", "down"]);
+        lab.peer.ip(&["link", "set", "b1", "down"]);
         lab.veth_down("a2", "b2");
         monitor
             .handle
@@ -607,14 +498,14 @@ fn a_resync_sends_the_kernels_view() {
         };
         let links = by_index(links);
         assert_eq!(named(&links, "a1").state, LinkState::Down);
-        assert_eq!(links, lab.kernel_links());
+        assert_eq!(links, kernel_links(&lab.ns.name));
     });
 }
 
 #[test]
 fn setting_the_active_port_is_refused_for_now() {
-    let lab = Lab::new();
-    let mut monitor = lab.monitor(Options::default());
+    let lab = Bench::bare();
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
         let (reply, answer) = oneshot::channel();
@@ -640,12 +531,12 @@ fn setting_the_active_port_is_refused_for_now() {
 
 #[test]
 fn a_burst_of_changes_collapses_to_the_final_state() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     let names: Vec<String> = (0..8).map(|n| format!("f{n}")).collect();
     for (n, name) in names.iter().enumerate() {
         lab.veth(name, &format!("g{n}"));
     }
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         let mut model = monitor.first_snapshot().await;
         let mut commands = Vec::new();
@@ -660,7 +551,7 @@ fn a_burst_of_changes_collapses_to_the_final_state() {
             let state = if n % 2 == 1 { "down" } else { "up" };
             commands.push(format!("link set {name} {state}"));
         }
-        ip_batch(&lab.ns, &commands);
+        ip_batch(&lab.ns.name, &commands);
 
         let mut previous = model.clone();
         let deadline = Instant::now() + 4 * WAIT;
@@ -672,7 +563,7 @@ fn a_burst_of_changes_collapses_to_the_final_state() {
                     apply(&mut model, Update::Link(link));
                 }
                 Some(other) => panic!("unexpected update in a burst: {other:?}"),
-                None if model == lab.kernel_links() => break,
+                None if model == kernel_links(&lab.ns.name) => break,
                 None => assert!(Instant::now() < deadline, "never converged: {model:#?}"),
             }
         }
@@ -686,23 +577,23 @@ fn a_burst_of_changes_collapses_to_the_final_state() {
 #[test]
 fn an_overrun_is_recovered_by_a_snapshot() {
     show_logs();
-    let lab = Lab::new();
+    let lab = Bench::bare();
     let count = 16;
     let names: Vec<String> = (0..count).map(|n| format!("o{n}")).collect();
     let mut setup = Vec::new();
     for (n, name) in names.iter().enumerate() {
         setup.push(format!(
             "link add {name} type veth peer name p{n} netns {}",
-            lab.peer
+            lab.peer.name
         ));
         setup.push(format!("link set {name} up"));
     }
-    ip_batch(&lab.ns, &setup);
+    ip_batch(&lab.ns.name, &setup);
     let peer_up: Vec<String> = (0..count).map(|n| format!("link set p{n} up")).collect();
-    ip_batch(&lab.peer, &peer_up);
+    ip_batch(&lab.peer.name, &peer_up);
 
     // The smallest buffer the kernel allows: a few notifications.
-    let mut monitor = lab.monitor(Options { recv_buffer: 4096 });
+    let mut monitor = Monitor::start(&lab.ns.name, Options { recv_buffer: 4096 });
     run(async {
         let mut model = monitor.first_snapshot().await;
         // More state changes than the update queue holds, while this test
@@ -714,7 +605,7 @@ fn an_overrun_is_recovered_by_a_snapshot() {
                 flaps.push(format!("link set {name} {state}"));
             }
         }
-        ip_batch(&lab.ns, &flaps);
+        ip_batch(&lab.ns.name, &flaps);
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let snapshots = monitor.converge(&lab, &mut model).await;
@@ -735,18 +626,18 @@ fn an_overrun_is_recovered_by_a_snapshot() {
 /// counted, and a true change that follows is reported as usual.
 #[test]
 fn link_messages_not_sent_by_the_kernel_are_dropped() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
     lab.veth("a1", "b1");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         let a0 = named(&monitor.first_snapshot().await, "a0").index;
-        let forger = forge(&lab.ns, &carrier_lost(a0, "a0"));
+        let forger = forge(&lab.ns.name, &carrier_lost(a0, "a0"));
         assert_ne!(forger, 0, "the forger is not the kernel");
 
         // A true change after the forgeries: the monitor reads in order,
         // so whatever they caused would come before it.
-        ip(&["-n", &lab.peer, "link", "set", "b1", "down"]);
+        lab.peer.ip(&["link", "set", "b1", "down"]);
         let mut before = Vec::new();
         loop {
             match monitor.next().await {
@@ -760,9 +651,12 @@ fn link_messages_not_sent_by_the_kernel_are_dropped() {
             2,
             "the unicast and the multicast copy are counted"
         );
-        assert_eq!(named(&lab.kernel_links(), "a0").state, LinkState::Up);
+        assert_eq!(
+            named(&kernel_links(&lab.ns.name), "a0").state,
+            LinkState::Up
+        );
 
-        ip(&["-n", &lab.peer, "link", "set", "b0", "down"]);
+        lab.peer.ip(&["link", "set", "b0", "down"]);
         monitor
             .wait_for("a0 down", |u| is_link(u, "a0", LinkState::Down))
             .await;
@@ -772,14 +666,14 @@ fn link_messages_not_sent_by_the_kernel_are_dropped() {
 
 #[test]
 fn the_monitor_ends_when_the_daemon_drops_its_end() {
-    let lab = Lab::new();
+    let lab = Bench::bare();
     lab.veth("a0", "b0");
-    let mut monitor = lab.monitor(Options::default());
+    let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
         let (_, closed) = mpsc::channel::<Update>(1);
         drop(std::mem::replace(&mut monitor.handle.updates, closed));
-        ip(&["-n", &lab.ns, "link", "set", "a0", "down"]);
+        lab.ns.ip(&["link", "set", "a0", "down"]);
         tokio::time::timeout(WAIT, monitor.handle.requests.closed())
             .await
             .expect("the monitor stops once it cannot send");

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use laggmond::control::protocol::Reply;
 use serde_json::Value;
 
 /// The binary under test.
@@ -57,16 +59,25 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// A namespace with loopback up, as a host has it: the daemon runs in
+    /// these.
     pub fn new() -> Netns {
+        let ns = Netns::bare();
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A namespace exactly as the kernel makes it, loopback down: tests
+    /// that compare a monitor's view with the kernel's want nothing set up
+    /// behind their back.
+    pub fn bare() -> Netns {
         assert!(
             nix::unistd::geteuid().is_root(),
             "these tests make network namespaces and must run as root"
         );
         let name = unique("lmt");
         sh(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        Netns { name }
     }
 
     /// `ip -n NS ARGS...`
@@ -79,10 +90,17 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
+        // Said, not asserted: a panic while unwinding would abort the run,
+        // but a namespace left behind should not go unnoticed.
+        let deleted = Command::new("ip")
             .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
+            .output();
+        if !matches!(&deleted, Ok(output) if output.status.success()) {
+            eprintln!(
+                "could not delete network namespace {}: {deleted:?}",
+                self.name
+            );
+        }
     }
 }
 
@@ -100,20 +118,46 @@ pub struct Bench {
 const FIRST_PORT_INDEX: u32 = 100;
 
 impl Bench {
+    /// Two namespaces with loopback up, for the daemon.
     pub fn new() -> Bench {
+        Bench::of(Netns::new(), Netns::new())
+    }
+
+    /// Two untouched namespaces (see [`Netns::bare`]), for tests that
+    /// compare the kernel's view with what a monitor reports.
+    pub fn bare() -> Bench {
+        Bench::of(Netns::bare(), Netns::bare())
+    }
+
+    /// The one place the port indexes start, whichever namespaces.
+    fn of(ns: Netns, peer: Netns) -> Bench {
         Bench {
-            ns: Netns::new(),
-            peer: Netns::new(),
+            ns,
+            peer,
             next_index: AtomicU32::new(FIRST_PORT_INDEX),
         }
     }
 
     /// Creates port `name` in the daemon's namespace, its far end `name`
-    /// in the peer namespace, both up. The port gets an index different
-    /// from its far end's: the kernel then reports its carrier changes at
-    /// once, where for a same-index pair (as for a physical NIC) it may
-    /// hold them back up to a second behind other link changes.
+    /// in the peer namespace, both up.
     pub fn add_port(&self, name: &str) {
+        self.veth(name, name);
+    }
+
+    /// A veth pair, `name` in the daemon's namespace and `peer_name` in the
+    /// peer namespace, both up.
+    pub fn veth(&self, name: &str, peer_name: &str) {
+        self.veth_down(name, peer_name);
+        self.ns.ip(&["link", "set", name, "up"]);
+        self.peer.ip(&["link", "set", peer_name, "up"]);
+    }
+
+    /// A veth pair left administratively down on both ends. The port gets
+    /// an index different from its far end's: the kernel then reports its
+    /// carrier changes at once, where for a same-index pair (as for a
+    /// physical NIC) it may hold them back up to a second behind other
+    /// link changes. The tests time the daemon, not that.
+    pub fn veth_down(&self, name: &str, peer_name: &str) {
         let index = self.next_index.fetch_add(1, Ordering::Relaxed).to_string();
         sh(&[
             "ip",
@@ -128,12 +172,10 @@ impl Bench {
             "veth",
             "peer",
             "name",
-            name,
+            peer_name,
             "netns",
             &self.peer.name,
         ]);
-        self.ns.ip(&["link", "set", name, "up"]);
-        self.peer.ip(&["link", "set", name, "up"]);
     }
 
     /// Drops (`false`) or restores (`true`) carrier on port `name`; returns
@@ -456,23 +498,167 @@ pub fn fd_count(pid: i32) -> usize {
         .count()
 }
 
-/// The children of process `pid` as `(pid, state, command)`, from
-/// `/proc/*/stat`; state `Z` is a zombie nobody has reaped.
-pub fn children_of(pid: i32) -> Vec<(i32, char, String)> {
+/// What `/proc/PID/stat` tells the tests about a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `Z` is a zombie nobody has reaped.
+    pub state: char,
+    /// The reaper once the original parent is gone.
+    pub parent: i32,
+    /// The executable's name, as the kernel shortens it.
+    pub command: String,
+}
+
+/// The stat of process `pid`; `None` once it is gone (reaped). The hook
+/// tests follow processes the daemon left behind by their parent and state.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `PID (COMMAND) STATE PPID ...`; the command may hold spaces.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let command = head.split_once('(')?.1.to_owned();
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        parent,
+        command,
+    })
+}
+
+/// The parent of process `pid`; `None` once it is gone (reaped): whether
+/// the daemon, as the reaper, took over what a hook left.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    proc_stat(pid).map(|stat| stat.parent)
+}
+
+/// Every process id in `/proc`, for the searches below.
+fn all_pids() -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+/// The children of process `pid` as `(pid, state, command)`; state `Z` is
+/// a zombie nobody has reaped.
+pub fn children_of(pid: i32) -> Vec<(i32, char, String)> {
+    all_pids()
+        .into_iter()
         .filter_map(|child| {
-            let stat = fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
-            // `PID (COMMAND) STATE PPID ...`; the command may hold spaces.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let command = head.split_once('(')?.1.to_owned();
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?.chars().next()?;
-            let parent: i32 = fields.next()?.parse().ok()?;
-            (parent == pid).then_some((child, state, command))
+            let stat = proc_stat(child)?;
+            (stat.parent == pid).then_some((child, stat.state, stat.command))
         })
         .collect()
+}
+
+/// Live processes whose argv is exactly `argv` (zombies have none): how
+/// the hook tests find the processes a hook left behind.
+pub fn processes_running(argv: &[&str]) -> Vec<i32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    all_pids()
+        .into_iter()
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
+/// Generous bound for a leftover process to appear or go.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// The processes running `argv` that a hook leaves behind; each test uses
+/// an argv no other test uses (a distinct sleep duration). Kills, when
+/// dropped, every process still running it: a failing test leaves nothing
+/// behind.
+pub struct Leftovers(pub &'static [&'static str]);
+
+impl Leftovers {
+    /// Waits for exactly one process running the argv; its pid.
+    pub fn wait_started(&self) -> i32 {
+        let mut found = Vec::new();
+        let started = wait_for(LEFTOVER_WAIT, || {
+            found = processes_running(self.0);
+            !found.is_empty()
+        });
+        assert!(started, "no {:?} started", self.0);
+        assert_eq!(
+            found.len(),
+            1,
+            "{:?} runs more than once: {found:?}",
+            self.0
+        );
+        found[0]
+    }
+
+    /// Waits until no process runs the argv; `when` says, on failure, what
+    /// should have ended it.
+    pub fn wait_gone(&self, when: &str) {
+        let gone = wait_for(LEFTOVER_WAIT, || processes_running(self.0).is_empty());
+        assert!(
+            gone,
+            "{:?} still running {when}: {:?}",
+            self.0,
+            processes_running(self.0)
+        );
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for pid in processes_running(self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Runs `future` on a fresh current-thread runtime with time and I/O, for
+/// tests that must do plain work first (enter a namespace, skip outside a
+/// VM) and so cannot be `#[tokio::test]`s.
+pub fn run<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(future)
+}
+
+/// A control reply as a test holds it: parsed into the protocol's type, or
+/// left as JSON when the test sends bytes the protocol type cannot express.
+pub trait ControlReply: std::fmt::Debug {
+    /// Whether the daemon accepted the request.
+    fn accepted(&self) -> bool;
+    /// The reply's `error` text, if it has one.
+    fn error_text(&self) -> Option<&str>;
+}
+
+impl ControlReply for Reply {
+    fn accepted(&self) -> bool {
+        self.ok
+    }
+    fn error_text(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+impl ControlReply for Value {
+    fn accepted(&self) -> bool {
+        self["ok"] == true
+    }
+    fn error_text(&self) -> Option<&str> {
+        self["error"].as_str()
+    }
+}
+
+/// The error text of a refused request; fails the test when the request
+/// was accepted, since then there is no error to check.
+pub fn error_of<R: ControlReply>(reply: &R) -> &str {
+    assert!(!reply.accepted(), "expected an error reply: {reply:?}");
+    reply.error_text().unwrap_or_default()
 }

@@ -142,18 +142,10 @@ mod tests {
         }
     }
 
-    fn run<F: Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("test runtime")
-            .block_on(future)
-    }
-
     const SHORT: Duration = Duration::from_millis(2);
 
-    #[test]
-    fn a_transient_refusal_is_retried_until_it_succeeds() {
+    #[tokio::test]
+    async fn a_transient_refusal_is_retried_until_it_succeeds() {
         let calls = Cell::new(0);
         let attempt = || {
             calls.set(calls.get() + 1);
@@ -164,15 +156,15 @@ mod tests {
             };
             async move { result }
         };
-        let outcome = run(with_retries(attempt, SHORT, Duration::from_secs(5)));
+        let outcome = with_retries(attempt, SHORT, Duration::from_secs(5)).await;
         assert_eq!(outcome, Ok(3));
     }
 
-    #[test]
-    fn a_lasting_refusal_ends_after_the_retry_time_with_the_kernels_reason() {
+    #[tokio::test]
+    async fn a_lasting_refusal_ends_after_the_retry_time_with_the_kernels_reason() {
         let started = std::time::Instant::now();
         let attempt = || async { Err(refused(libc::EBUSY)) };
-        let outcome = run(with_retries(attempt, SHORT, Duration::from_millis(40)));
+        let outcome = with_retries(attempt, SHORT, Duration::from_millis(40)).await;
         let (refusal, attempts) = outcome.expect_err("never accepted");
         assert_eq!(refusal, refused(libc::EBUSY));
         assert!(attempts >= 2, "retried: {attempts} attempts");
@@ -180,14 +172,14 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 
-    #[test]
-    fn a_final_refusal_is_not_retried() {
+    #[tokio::test]
+    async fn a_final_refusal_is_not_retried() {
         let calls = Cell::new(0);
         let attempt = || {
             calls.set(calls.get() + 1);
             async { Err(refused(libc::EPERM)) }
         };
-        let outcome = run(with_retries(attempt, SHORT, Duration::from_secs(5)));
+        let outcome = with_retries(attempt, SHORT, Duration::from_secs(5)).await;
         assert_eq!(outcome, Err((refused(libc::EPERM), 1)));
         assert_eq!(calls.get(), 1);
     }
