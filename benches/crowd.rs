@@ -37,7 +37,8 @@ mod support;
 #[cfg(target_os = "linux")]
 mod linux {
     use super::support::{
-        daemon_pid, env_number, request, start_daemon, wall_ns, Guard, Namespaces, Result,
+        daemon_pid, env_number, proc_status, request, start_daemon, status_field, wall_ns, Guard,
+        Namespaces, Result,
     };
     use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixStream;
@@ -107,12 +108,8 @@ mod linux {
 
     /// A `VmRSS:` or `VmHWM:` figure of `/proc/PID/status`, in KiB.
     fn memory_kib(pid: u32, field: &str) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        status_field(&proc_status(pid)?, field)
+            .and_then(|value| value.trim_end_matches("kB").trim().parse().ok())
             .ok_or_else(|| format!("no {field} for {pid}"))
     }
 

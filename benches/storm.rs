@@ -34,8 +34,8 @@ mod support;
 #[cfg(target_os = "linux")]
 mod linux {
     use super::support::{
-        daemon_pid, env_number, lock, quantile, request, start_daemon, wall_ns, Guard, Namespaces,
-        Result,
+        daemon_pid, env_number, lock, proc_status, quantile, request, start_daemon, status_field,
+        wall_ns, Guard, Namespaces, Result,
     };
     use std::collections::HashMap;
     use std::fs;
@@ -265,13 +265,8 @@ mod linux {
 
     /// `VmRSS` and `VmHWM` of process `pid`, as `/proc` writes them.
     fn memory(pid: u32) -> Result<String> {
-        let path = format!("/proc/{pid}/status");
-        let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .map_or_else(|| "?".to_owned(), |value| value.trim().to_owned())
-        };
+        let text = proc_status(pid)?;
+        let field = |name: &str| status_field(&text, name).unwrap_or("?");
         Ok(format!(
             "VmRSS {}, VmHWM {}",
             field("VmRSS:"),

@@ -69,6 +69,23 @@ pub fn daemon_pid(socket: &Path) -> Result<u32> {
         .ok_or_else(|| format!("status reply without a pid: {reply}"))
 }
 
+/// `/proc/PID/status` of process `pid`: the memory figures the
+/// benchmarks report come from it.
+pub fn proc_status(pid: u32) -> Result<String> {
+    let path = format!("/proc/{pid}/status");
+    std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The value of `field` (with its colon, as `VmRSS:`) in a
+/// `/proc/PID/status` text, trimmed; the unit stays, for the caller to
+/// print or strip.
+pub fn status_field<'a>(status: &'a str, field: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .map(str::trim)
+}
+
 /// A mutex that a panicking reader thread must not make unusable.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
