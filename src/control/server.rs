@@ -72,6 +72,24 @@ pub struct ControlRequest {
     pub reply: oneshot::Sender<Reply>,
 }
 
+impl ControlRequest {
+    /// Leaves a trace of who changed the daemon's state: a privileged
+    /// request with the uid the kernel vouches for, as JSON (which escapes
+    /// control characters). At debug level, so that the log of a daemon
+    /// run at the usual level stays as it was.
+    fn log_if_privileged(&self) {
+        if !self.request.is_privileged() {
+            return;
+        }
+        let request =
+            serde_json::to_string(&self.request).unwrap_or_else(|_| format!("{:?}", self.request));
+        tracing::debug!(
+            "control: privileged request from uid {}: {request}",
+            self.peer_uid
+        );
+    }
+}
+
 /// Creates the control socket at `path`, replacing the socket file of a
 /// crashed run but never a live daemon's, and restricts it to root and
 /// `group` (mode 0660). Must be called inside a tokio runtime.
@@ -504,6 +522,7 @@ async fn ask_daemon(
         peer_uid,
         reply,
     };
+    forwarded.log_if_privileged();
     if to_daemon.send(forwarded).await.is_err() {
         return Reply::error("daemon is shutting down");
     }
