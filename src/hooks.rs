@@ -29,8 +29,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::signal::unix::{signal, Signal as SignalStream, SignalKind};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::HookConfig;
 use crate::event::{Event, Kind};
@@ -158,8 +159,6 @@ impl Job {
 struct Queue {
     urgent: VecDeque<Job>,
     config: VecDeque<Job>,
-    /// The handle is gone: no more runs will come.
-    handle_gone: bool,
     /// The task is gone: nothing queued now would ever run.
     task_gone: bool,
     drops: DropTally,
@@ -240,11 +239,15 @@ impl DropTally {
     }
 }
 
-/// What the handle and the task share.
+/// What the handle and the task share. The queue is shared rather than
+/// sent through a channel because [`HookHandle::dispatch`] must decide at
+/// once, without waiting for the task, whether a run fits, and which
+/// queued run a port or group event displaces; the counters are shared
+/// because the task counts runs while the daemon reads them for metrics.
 #[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Woken when a run is queued or the handle goes.
+    /// Woken when a run is queued.
     ready: Notify,
     counters: Counters,
 }
@@ -270,38 +273,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Tells the task that no more runs will come once the handle is gone, so
-/// it can end after the queued runs.
-struct Closer(Arc<Shared>);
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.0.queue().handle_gone = true;
-        self.0.ready.notify_one();
-    }
-}
-
 /// The daemon's side of the hook task: hands it events, reconfigures it,
 /// reads its counters and stops it. Dropped without [`HookHandle::shutdown`],
 /// the task still runs what is queued and lets running hooks finish.
 pub struct HookHandle {
-    /// The hooks new events are matched against.
-    hooks: Mutex<Arc<[Arc<HookConfig>]>>,
+    /// The hooks new events are matched against; only the handle reads them.
+    hooks: Arc<[Arc<HookConfig>]>,
     shared: Arc<Shared>,
-    closer: Closer,
-    stop: watch::Sender<bool>,
+    /// Cancelled when the handle goes, with or without a stop: no more
+    /// runs will come, so the task ends once the queue is empty.
+    closed: DropGuard,
+    /// Cancelled by [`HookHandle::shutdown`]: queued runs are dropped and
+    /// running hooks killed.
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the hook task with `hooks`. Must be called inside a tokio runtime.
 pub fn spawn(hooks: Vec<HookConfig>) -> HookHandle {
-    let (stop, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let closed = CancellationToken::new();
     let shared = Arc::new(Shared::default());
-    let task = tokio::spawn(run_queue(shared.clone(), stop_rx));
+    let task = tokio::spawn(run_queue(shared.clone(), stop.clone(), closed.clone()));
     HookHandle {
-        hooks: Mutex::new(to_shared(hooks)),
-        closer: Closer(shared.clone()),
+        hooks: to_shared(hooks),
         shared,
+        closed: closed.drop_guard(),
         stop,
         task,
     }
@@ -315,9 +312,11 @@ impl HookHandle {
     /// Queues a run of every hook whose `on` names the event's kind. Never
     /// waits: when the queue is full the run is dropped (or, for a port or
     /// group event, a queued config run is), counted and logged.
-    pub fn dispatch(&self, event: Arc<Event>) {
-        let hooks = self.current_hooks();
-        let matching = hooks.iter().filter(|h| h.on.contains(&event.what.kind));
+    pub fn dispatch(&mut self, event: Arc<Event>) {
+        let matching = self
+            .hooks
+            .iter()
+            .filter(|h| h.on.contains(&event.what.kind));
         let mut queued = false;
         for hook in matching {
             let job = Job {
@@ -345,8 +344,8 @@ impl HookHandle {
 
     /// Replaces the hooks. Later events are matched against the new ones;
     /// runs already queued or running finish as they were.
-    pub fn reconfigure(&self, hooks: Vec<HookConfig>) {
-        *lock(&self.hooks) = to_shared(hooks);
+    pub fn reconfigure(&mut self, hooks: Vec<HookConfig>) {
+        self.hooks = to_shared(hooks);
     }
 
     /// The counters so far.
@@ -362,20 +361,14 @@ impl HookHandle {
     /// for one that does not die.
     pub async fn shutdown(self) {
         let HookHandle {
-            stop, task, closer, ..
+            stop, task, closed, ..
         } = self;
-        // `send_replace` stores the value even if the task already ended and
-        // dropped its receiver, where `send` would fail.
-        stop.send_replace(true);
-        drop(closer);
+        stop.cancel();
+        drop(closed);
         if let Err(err) = task.await {
             tracing::error!("hook task ended abnormally: {err}");
         }
         reaper::kill_leftovers().await;
-    }
-
-    fn current_hooks(&self) -> Arc<[Arc<HookConfig>]> {
-        lock(&self.hooks).clone()
     }
 }
 
@@ -391,10 +384,10 @@ pub fn become_reaper() -> io::Result<()> {
     reaper::acquire()
 }
 
-/// The hook task: takes runs from the queue while a slot is free, until the
-/// daemon stops it or drops the handle; meanwhile reaps orphans and reports
-/// dropped runs.
-async fn run_queue(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// The hook task: takes runs from the queue while a slot is free, until
+/// `stop` is cancelled, or `closed` is and the queue is empty; meanwhile
+/// reaps orphans and reports dropped runs.
+async fn run_queue(shared: Arc<Shared>, stop: CancellationToken, closed: CancellationToken) {
     let mut running = JoinSet::new();
     let mut child_signals = match signal(SignalKind::child()) {
         Ok(stream) => Some(stream),
@@ -406,22 +399,26 @@ async fn run_queue(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let handle_gone = {
+        let drained = {
             let mut queue = shared.queue();
             while running.len() < MAX_RUNNING {
                 let Some(job) = queue.take() else { break };
                 running.spawn(run_job(job, stop.clone(), shared.clone()));
             }
-            queue.handle_gone && queue.len() == 0
+            queue.len() == 0
         };
-        if handle_gone {
+        // Once the handle is gone nothing is queued any more, so an empty
+        // queue stays empty.
+        if drained && closed.is_cancelled() {
             break;
         }
         tokio::select! {
             biased;
-            () = stop_requested(&mut stop) => break,
+            () = stop.cancelled() => break,
             Some(done) = running.join_next(), if !running.is_empty() => report_join(done),
             () = shared.ready.notified() => {}
+            // Disabled once seen, or it would be ready on every turn.
+            () = closed.cancelled(), if !closed.is_cancelled() => {}
             Some(()) = next_signal(&mut child_signals) => reaper::reap_orphans(),
             _ = housekeeping.tick() => {
                 reaper::reap_orphans();
@@ -443,14 +440,6 @@ async fn next_signal(stream: &mut Option<SignalStream>) -> Option<()> {
     match stream {
         Some(stream) => stream.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Resolves once a stop was asked for; never when the handle was dropped
-/// without one.
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|stopped| *stopped).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -491,7 +480,7 @@ enum Ending {
 
 /// One run, from spawn to reaping and logging, and then until nothing of
 /// its process group is left.
-async fn run_job(job: Job, mut stop: watch::Receiver<bool>, shared: Arc<Shared>) {
+async fn run_job(job: Job, stop: CancellationToken, shared: Arc<Shared>) {
     let counters = &shared.counters;
     Counters::add(&counters.started, 1);
     let started_at = Instant::now();
@@ -511,7 +500,7 @@ async fn run_job(job: Job, mut stop: watch::Receiver<bool>, shared: Arc<Shared>)
     let mut err = Captured::default();
     let (exited_tx, exited_rx) = oneshot::channel();
     let waiting = async {
-        let ending = wait_or_kill(&mut leader.child, deadline, &mut stop).await;
+        let ending = wait_or_kill(&mut leader.child, deadline, &stop).await;
         let _ = exited_tx.send(());
         ending
     };
@@ -541,7 +530,7 @@ async fn run_job(job: Job, mut stop: watch::Receiver<bool>, shared: Arc<Shared>)
     match (ending, group) {
         (Ending::Exited(_), Some(group)) => {
             let run = format!("hook {} #{}", program(&job.hook), job.event.seq);
-            kill_group_leftovers(group, deadline, &mut stop, &run, job.hook.timeout).await;
+            kill_group_leftovers(group, deadline, &stop, &run, job.hook.timeout).await;
         }
         (Ending::WaitFailed(_), Some(group)) => {
             let _ = killpg(group, Signal::SIGKILL);
@@ -553,6 +542,10 @@ async fn run_job(job: Job, mut stop: watch::Receiver<bool>, shared: Arc<Shared>)
 /// Pids of the hook programs tokio has spawned and not yet reaped. The
 /// orphan reaper leaves them alone, or it would take their exit status
 /// from tokio (and free their pids while tokio may still signal them).
+/// Process-wide rather than the handle's: every run task registers its
+/// program here while the reaper reads the set from the hook task and at
+/// shutdown, and a process has one set of children however many handles
+/// it starts.
 static HOOK_LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// A spawned hook program, registered in [`HOOK_LEADERS`] until dropped.
@@ -655,7 +648,7 @@ fn spawn_failed(job: &Job, why: &str, counters: &Counters) {
 async fn wait_or_kill(
     child: &mut Child,
     deadline: tokio::time::Instant,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Ending {
     let ending = tokio::select! {
         status = child.wait() => {
@@ -665,7 +658,7 @@ async fn wait_or_kill(
             };
         }
         () = tokio::time::sleep_until(deadline) => Ending::TimedOut,
-        () = stop_requested(stop) => Ending::Stopped,
+        () = stop.cancelled() => Ending::Stopped,
     };
     kill_group(child);
     match child.wait().await {
@@ -697,7 +690,7 @@ fn kill_group(child: &mut Child) {
 async fn kill_group_leftovers(
     group: Pid,
     deadline: tokio::time::Instant,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
     run: &str,
     timeout: Duration,
 ) {
@@ -709,7 +702,7 @@ async fn kill_group_leftovers(
             () = tokio::time::sleep_until(deadline) => {
                 break format!("at its timeout ({})", humantime::format_duration(timeout));
             }
-            () = stop_requested(stop) => break "at shutdown".to_owned(),
+            () = stop.cancelled() => break "at shutdown".to_owned(),
             () = tokio::time::sleep(GROUP_POLL) => {}
         }
     };
@@ -733,7 +726,8 @@ mod reaper {
     use super::*;
 
     /// Set once this process is a reaper: only then are orphans its
-    /// children, to reap and to kill.
+    /// children, to reap and to kill. Process-wide like the property it
+    /// mirrors, which [`become_reaper`] sets before any handle exists.
     static ACTIVE: AtomicBool = AtomicBool::new(false);
 
     /// Pause between two rounds of killing at shutdown, for the killed to
@@ -1243,7 +1237,7 @@ mod tests {
     async fn hook_gets_the_event_in_its_environment_and_on_stdin() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"env > "$1/env"; cat > "$1/stdin""#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
         let event = full_failover();
         handle.dispatch(event.clone());
         wait_for_stats(&handle, |s| s.succeeded == 1).await;
@@ -1314,7 +1308,7 @@ mod tests {
     async fn hooks_run_only_for_their_kinds() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"echo "$LAGGMOND_EVENT" >> "$1/ran""#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
         handle.dispatch(event(Kind::PortUp, 1));
         handle.dispatch(event(Kind::Failover, 2));
         // A matching port_up run would have been queued first, so it would
@@ -1336,7 +1330,7 @@ mod tests {
             dir.path(),
             5000,
         );
-        let handle = spawn(vec![old]);
+        let mut handle = spawn(vec![old]);
         handle.reconfigure(vec![new]);
         handle.dispatch(event(Kind::PortUp, 1));
         handle.dispatch(event(Kind::Failover, 2));
@@ -1351,7 +1345,7 @@ mod tests {
     async fn timeout_kills_and_reaps_the_hook() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"echo $$ > "$1/pid"; exec sleep 30"#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 200)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 200)]);
         let started = Instant::now();
         handle.dispatch(event(Kind::Failover, 1));
         let pid = wait_for_pid(&dir.path().join("pid")).await;
@@ -1366,7 +1360,7 @@ mod tests {
     async fn timeout_kills_what_the_hook_started_too() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"sleep 30 & echo $! > "$1/pid"; wait"#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 200)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 200)]);
         handle.dispatch(event(Kind::Failover, 1));
         let pid = wait_for_pid(&dir.path().join("pid")).await;
         wait_for_stats(&handle, |s| s.timed_out == 1).await;
@@ -1385,7 +1379,7 @@ mod tests {
     async fn at_most_four_hooks_run_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"echo start >> "$1/log"; sleep 0.3; echo end >> "$1/log""#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 5000)]);
         for seq in 1..=6 {
             handle.dispatch(event(Kind::Failover, seq));
         }
@@ -1403,7 +1397,7 @@ mod tests {
 
     #[tokio::test]
     async fn queue_overflow_is_dropped_and_counted() {
-        let handle = spawn(vec![argv_hook(&[Kind::Failover], &["true"], 5000)]);
+        let mut handle = spawn(vec![argv_hook(&[Kind::Failover], &["true"], 5000)]);
         // No await in between: the hook task cannot take anything yet, so the
         // queue holds exactly its capacity.
         for seq in 0..70 {
@@ -1417,7 +1411,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_program_counts_as_failed() {
-        let handle = spawn(vec![
+        let mut handle = spawn(vec![
             argv_hook(&[Kind::Failover], &["/nonexistent/laggmond-hook"], 1000),
             argv_hook(&[Kind::Failover], &[], 1000),
         ]);
@@ -1431,7 +1425,7 @@ mod tests {
     async fn a_flooding_hook_completes() {
         let script = "yes | head -c 100000000";
         let hook = sh_hook(&[Kind::Failover], script, Path::new("."), 20_000);
-        let handle = spawn(vec![hook]);
+        let mut handle = spawn(vec![hook]);
         handle.dispatch(event(Kind::Failover, 1));
         let stats = wait_for_stats(&handle, |s| s.succeeded + s.failed + s.timed_out == 1).await;
         assert_eq!(stats.succeeded, 1, "{stats:?}");
@@ -1440,7 +1434,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endless_flood_is_killed_at_the_timeout() {
-        let handle = spawn(vec![argv_hook(&[Kind::Failover], &["yes"], 300)]);
+        let mut handle = spawn(vec![argv_hook(&[Kind::Failover], &["yes"], 300)]);
         handle.dispatch(event(Kind::Failover, 1));
         wait_for_stats(&handle, |s| s.timed_out == 1).await;
         handle.shutdown().await;
@@ -1490,7 +1484,7 @@ mod tests {
     async fn shutdown_kills_running_hooks_and_drops_queued_runs() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"echo $$ > "$1/pid.$LAGGMOND_SEQ"; exec sleep 30"#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 30_000)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 30_000)]);
         for seq in 1..=6 {
             handle.dispatch(event(Kind::Failover, seq));
         }
@@ -1531,7 +1525,7 @@ mod tests {
     async fn what_an_exited_hook_left_running_is_killed_at_its_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"sleep 3173 & echo $! > "$1/pid"; exit 0"#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 500)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 500)]);
         handle.dispatch(event(Kind::Failover, 1));
         let pid = wait_for_pid(&dir.path().join("pid")).await;
         let _guard = KillOnDrop(pid);
@@ -1545,7 +1539,7 @@ mod tests {
     async fn shutdown_kills_what_an_exited_hook_left_running() {
         let dir = tempfile::tempdir().unwrap();
         let script = r#"sleep 3174 & echo $! > "$1/pid"; exit 0"#;
-        let handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 60_000)]);
+        let mut handle = spawn(vec![sh_hook(&[Kind::Failover], script, dir.path(), 60_000)]);
         handle.dispatch(event(Kind::Failover, 1));
         let pid = wait_for_pid(&dir.path().join("pid")).await;
         let _guard = KillOnDrop(pid);
@@ -1562,7 +1556,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kinds = [Kind::ConfigReloaded, Kind::Failover, Kind::PortDown];
         let script = r#"echo "$LAGGMOND_EVENT" >> "$1/ran""#;
-        let handle = spawn(vec![sh_hook(&kinds, script, dir.path(), 5000)]);
+        let mut handle = spawn(vec![sh_hook(&kinds, script, dir.path(), 5000)]);
         // No await in between: the hook task takes nothing meanwhile.
         for seq in 0..QUEUE_CAPACITY as u64 {
             handle.dispatch(event(Kind::ConfigReloaded, seq));
@@ -1588,7 +1582,7 @@ mod tests {
 
     #[tokio::test]
     async fn port_runs_are_dropped_only_when_no_config_run_is_queued() {
-        let handle = spawn(vec![argv_hook(&[Kind::PortUp], &["true"], 5000)]);
+        let mut handle = spawn(vec![argv_hook(&[Kind::PortUp], &["true"], 5000)]);
         for seq in 0..=QUEUE_CAPACITY as u64 {
             handle.dispatch(event(Kind::PortUp, seq));
         }

@@ -52,7 +52,7 @@ async fn wait_for_stats(handle: &HookHandle, done: impl Fn(&HookStats) -> bool) 
 async fn a_queue_full_of_config_runs_still_takes_port_and_failover_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kinds = [Kind::ConfigReloaded, Kind::Failover, Kind::PortDown];
-    let handle = hooks::spawn(vec![recording_hook(&kinds, dir.path())]);
+    let mut handle = hooks::spawn(vec![recording_hook(&kinds, dir.path())]);
     // No await in between: the runner takes nothing off the queue meanwhile.
     let capacity = QUEUE_CAPACITY as u64;
     for seq in 0..capacity {

@@ -51,7 +51,7 @@ async fn orphans_that_left_the_hooks_session_are_reaped_and_killed_at_shutdown()
         "setsid sleep 3175 & setsid sleep 0.3 & echo $! > {}; exit 0",
         short.display()
     );
-    let handle = hooks::spawn(vec![HookConfig {
+    let mut handle = hooks::spawn(vec![HookConfig {
         on: vec![Kind::Failover],
         run: ["/bin/sh", "-c", &script].map(str::to_owned).to_vec(),
         timeout: Duration::from_secs(3600),

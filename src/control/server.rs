@@ -72,6 +72,24 @@ pub struct ControlRequest {
     pub reply: oneshot::Sender<Reply>,
 }
 
+impl ControlRequest {
+    /// Leaves a trace of who changed the daemon's state: a privileged
+    /// request with the uid the kernel vouches for, as JSON (which escapes
+    /// control characters). At debug level, so that the log of a daemon
+    /// run at the usual level stays as it was.
+    fn log_if_privileged(&self) {
+        if !self.request.is_privileged() {
+            return;
+        }
+        let request =
+            serde_json::to_string(&self.request).unwrap_or_else(|_| format!("{:?}", self.request));
+        tracing::debug!(
+            "control: privileged request from uid {}: {request}",
+            self.peer_uid
+        );
+    }
+}
+
 /// Creates the control socket at `path`, replacing the socket file of a
 /// crashed run but never a live daemon's, and restricts it to root and
 /// `group` (mode 0660). Must be called inside a tokio runtime.
@@ -504,6 +522,7 @@ async fn ask_daemon(
         peer_uid,
         reply,
     };
+    forwarded.log_if_privileged();
     if to_daemon.send(forwarded).await.is_err() {
         return Reply::error("daemon is shutting down");
     }
@@ -756,6 +775,61 @@ impl EventsReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn privileged_requests_are_logged_with_the_uid() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for (request, uid) in [
+                (Request::Metrics, 1000),
+                (
+                    Request::SetActive {
+                        group: "lagg0".into(),
+                        port: Some("em0".into()),
+                    },
+                    0,
+                ),
+            ] {
+                let (reply, _answer) = oneshot::channel();
+                ControlRequest {
+                    request,
+                    peer_uid: uid,
+                    reply,
+                }
+                .log_if_privileged();
+            }
+        });
+        let text = String::from_utf8(log.0.lock().expect("log buffer").clone()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "only the privileged request: {text}");
+        assert!(
+            lines[0].ends_with(
+                r#"control: privileged request from uid 0: {"cmd":"set-active","group":"lagg0","port":"em0"}"#
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn anyone_may_look_only_root_may_change() {

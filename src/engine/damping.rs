@@ -98,6 +98,7 @@ impl FlapState {
     }
 
     /// Every transition ever counted.
+    #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.total
     }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Driver, GroupConfig};
 use crate::event::{Cause, Kind, What};
-use crate::platform::Aggregate;
 
 use super::damping::Damped;
 use super::port::{LinkChange, Port, PortLink};
@@ -101,6 +100,7 @@ impl Group {
     }
 
     /// Since when no port carries traffic (after the first snapshot).
+    #[cfg(test)]
     pub fn down_since(&self) -> Option<Instant> {
         self.outage.as_ref().map(|outage| outage.since)
     }
@@ -108,12 +108,14 @@ impl Group {
     /// The kernel's view of the aggregate the group follows, as last
     /// taken into account; `None` with `driver: none`, before the kernel
     /// reported it and while the aggregate is missing.
-    pub fn aggregate(&self) -> Option<&Aggregate> {
+    #[cfg(test)]
+    pub fn aggregate(&self) -> Option<&crate::platform::Aggregate> {
         self.kernel.view.as_ref()
     }
 
     /// The port laggmond asked the kernel to make active (lagg: MASTER)
     /// and is waiting for, if any.
+    #[cfg(test)]
     pub fn enforcing(&self) -> Option<&str> {
         self.kernel
             .pending
@@ -122,6 +124,7 @@ impl Group {
     }
 
     /// Whether laggmond took `port` out of service (lagg flap damping).
+    #[cfg(test)]
     pub fn is_held_down(&self, port: &str) -> bool {
         self.kernel.is_held_down(port)
     }

@@ -287,6 +287,7 @@ impl Engine {
     }
 
     /// The config in force.
+    #[cfg(test)]
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }
@@ -297,11 +298,13 @@ impl Engine {
     }
 
     /// The group called `name`.
+    #[cfg(test)]
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|group| group.name() == name)
     }
 
     /// Whether the first snapshot arrived (before it nothing is chosen).
+    #[cfg(test)]
     pub fn synced(&self) -> bool {
         self.interfaces.synced
     }

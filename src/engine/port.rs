@@ -106,6 +106,7 @@ impl Port {
     }
 
     /// Every link transition counted since the port was first seen.
+    #[cfg(test)]
     pub fn transitions_total(&self) -> u64 {
         self.flaps.total()
     }
