@@ -619,7 +619,7 @@ fn the_daemon_watches_and_steers_a_real_bond() {
     let files = common::Files::new();
     files.write_config(
         "groups:\n  bond5:\n    driver: bond\n    ports: [eth5, eth6]\n    preempt_delay: 1s\n    \
-         flap_damping: {max_flaps: 3, window: 30s, hold: 3s}\n",
+         flap_damping: {max_flaps: 3, window: 30s, hold: 4s}\n",
     );
     let daemon = common::Daemon::start_here(&files);
     let group = daemon.group("bond5");
@@ -724,6 +724,7 @@ fn the_daemon_watches_and_steers_a_real_bond() {
         .wait_event(seq, WAIT, kind("flapping"))
         .expect("flapping");
     assert_eq!(flapping["port"], "eth5", "{flapping}");
+    // Well inside the 4 s hold, with room for a slow emulated CPU.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(kernel_active(), "eth6", "no failback while damped");
     let cleared = daemon
