@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use crate::event::{Kind, Severity};
+use crate::names::{named, Named};
 
 /// Most ports one group may have: lagg's `LAGG_MAX_PORTS` is 32 as well.
 pub const MAX_PORTS: usize = 32;
@@ -59,43 +60,35 @@ impl LogConfig {
     }
 }
 
-/// syslog facilities a daemon may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Facility {
-    Daemon,
-    User,
-    Local0,
-    Local1,
-    Local2,
-    Local3,
-    Local4,
-    Local5,
-    Local6,
-    Local7,
+named! {
+    /// syslog facilities a daemon may use.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+    pub enum Facility {
+        Daemon => "daemon",
+        User => "user",
+        Local0 => "local0",
+        Local1 => "local1",
+        Local2 => "local2",
+        Local3 => "local3",
+        Local4 => "local4",
+        Local5 => "local5",
+        Local6 => "local6",
+        Local7 => "local7",
+    }
 }
 
-/// How the kernel aggregates a group's ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Driver {
-    /// FreeBSD `lagg(4)`, `laggproto failover`.
-    Lagg,
-    /// Linux bonding, `mode active-backup`.
-    Bond,
-    /// No kernel aggregate: laggmond itself picks the port that should
-    /// carry traffic and reports it.
-    None,
-}
-
-impl Driver {
-    /// The name used in the config and in status output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Lagg => "lagg",
-            Driver::Bond => "bond",
-            Driver::None => "none",
-        }
+named! {
+    /// How the kernel aggregates a group's ports. The names are the ones
+    /// used in the config and in status output.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+    pub enum Driver {
+        /// FreeBSD `lagg(4)`, `laggproto failover`.
+        Lagg => "lagg",
+        /// Linux bonding, `mode active-backup`.
+        Bond => "bond",
+        /// No kernel aggregate: laggmond itself picks the port that should
+        /// carry traffic and reports it.
+        None => "none",
     }
 }
 
@@ -638,6 +631,24 @@ mod yaml {
 
 use yaml::Node;
 
+/// Every name of `T`, `a, b, c`.
+fn names_of<T: Named>() -> String {
+    let names: Vec<&str> = T::all().iter().map(|value| value.as_str()).collect();
+    names.join(", ")
+}
+
+/// Every name of `T` as alternatives, `a, b or c`.
+fn alternatives<T: Named>() -> String {
+    match T::all().split_last() {
+        Some((last, [])) => last.as_str().to_owned(),
+        Some((last, rest)) => {
+            let rest: Vec<&str> = rest.iter().map(|value| value.as_str()).collect();
+            format!("{} or {}", rest.join(", "), last.as_str())
+        }
+        None => String::new(),
+    }
+}
+
 /// `key.child` for messages; odd names are quoted so the path stays one line.
 fn child_key(parent: &str, name: &str) -> String {
     let name = shown_key(name);
@@ -825,36 +836,6 @@ const GROUP_KEYS: &[&str] = &[
 ];
 const FLAP_KEYS: &[&str] = &["max_flaps", "window", "hold"];
 const HOOK_KEYS: &[&str] = &["on", "run", "timeout"];
-
-const FACILITIES: &[(&str, Facility)] = &[
-    ("daemon", Facility::Daemon),
-    ("user", Facility::User),
-    ("local0", Facility::Local0),
-    ("local1", Facility::Local1),
-    ("local2", Facility::Local2),
-    ("local3", Facility::Local3),
-    ("local4", Facility::Local4),
-    ("local5", Facility::Local5),
-    ("local6", Facility::Local6),
-    ("local7", Facility::Local7),
-];
-
-const SEVERITIES: &[(&str, Severity)] = &[
-    ("emerg", Severity::Emerg),
-    ("alert", Severity::Alert),
-    ("crit", Severity::Crit),
-    ("err", Severity::Err),
-    ("warning", Severity::Warning),
-    ("notice", Severity::Notice),
-    ("info", Severity::Info),
-    ("debug", Severity::Debug),
-];
-
-const DRIVERS: &[(&str, Driver)] = &[
-    ("lagg", Driver::Lagg),
-    ("bond", Driver::Bond),
-    ("none", Driver::None),
-];
 
 type Entries = [(Spanned<String>, Spanned<Node>)];
 
@@ -1105,31 +1086,20 @@ impl Checker<'_> {
         default
     }
 
-    /// One of a fixed set of names.
-    fn choice<T: Copy>(
-        &mut self,
-        node: &Spanned<Node>,
-        key: &str,
-        what: &str,
-        options: &[(&str, T)],
-    ) -> Option<T> {
-        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
-        let text = self.string(node, key, &format!("a {what} ({})", names.join(", ")))?;
-        let found = options.iter().find(|(name, _)| *name == text);
+    /// One of the values of `T`, by name.
+    fn choice<T: Named>(&mut self, node: &Spanned<Node>, key: &str, what: &str) -> Option<T> {
+        let names = names_of::<T>();
+        let text = self.string(node, key, &format!("a {what} ({names})"))?;
+        let found = T::from_name(text);
         if found.is_none() {
-            let message = format!(
-                "unknown {what} {}; expected one of: {}",
-                shown(text),
-                names.join(", ")
-            );
+            let message = format!("unknown {what} {}; expected one of: {names}", shown(text));
             self.report(node.referenced, key, message);
         }
-        found.map(|(_, value)| *value)
+        found
     }
 
     fn kind(&mut self, node: &Spanned<Node>, key: &str) -> Option<Kind> {
-        let options: Vec<(&str, Kind)> = Kind::ALL.iter().map(|k| (k.as_str(), *k)).collect();
-        self.choice(node, key, "event kind", &options)
+        self.choice::<Kind>(node, key, "event kind")
     }
 
     fn socket(&mut self, node: Option<&Spanned<Node>>) -> PathBuf {
@@ -1190,7 +1160,7 @@ impl Checker<'_> {
         };
         log.syslog = self.boolean(fields.get("syslog"), &fields.key("syslog"), false);
         if let Some(node) = fields.get("facility") {
-            let choice = self.choice(node, &fields.key("facility"), "facility", FACILITIES);
+            let choice = self.choice::<Facility>(node, &fields.key("facility"), "facility");
             log.facility = choice.unwrap_or(Facility::Daemon);
         }
         let overrides = self.severities(fields.get("severities"), &fields.key("severities"));
@@ -1199,7 +1169,7 @@ impl Checker<'_> {
         }
         if let Some(node) = fields.get("failover_severity") {
             let key = fields.key("failover_severity");
-            if let Some(severity) = self.choice(node, &key, "severity", SEVERITIES) {
+            if let Some(severity) = self.choice::<Severity>(node, &key, "severity") {
                 match overrides.get(&Kind::Failover) {
                     Some((_, at)) => {
                         let message = format!(
@@ -1233,15 +1203,13 @@ impl Checker<'_> {
         };
         for (name, value) in entries {
             let entry_key = child_key(key, &name.value);
-            let kind = Kind::ALL.iter().find(|k| k.as_str() == name.value);
-            let Some(kind) = kind else {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                let message = format!("unknown event kind; known kinds: {}", known.join(", "));
+            let Some(kind) = Kind::from_name(&name.value) else {
+                let message = format!("unknown event kind; known kinds: {}", names_of::<Kind>());
                 self.report(name.referenced, &entry_key, message);
                 continue;
             };
-            if let Some(severity) = self.choice(value, &entry_key, "severity", SEVERITIES) {
-                overrides.insert(*kind, (severity, name.referenced));
+            if let Some(severity) = self.choice::<Severity>(value, &entry_key, "severity") {
+                overrides.insert(kind, (severity, name.referenced));
             }
         }
         overrides
@@ -1330,7 +1298,7 @@ impl Checker<'_> {
             return None;
         }
         let fields = self.fields(Some(body), key, name.referenced, GROUP_KEYS)?;
-        let driver = self.required(&fields, "driver", "lagg, bond or none");
+        let driver = self.required(&fields, "driver", &alternatives::<Driver>());
         let driver = driver.and_then(|node| self.driver(node, &fields.key("driver")));
         let port_nodes = self.required(&fields, "ports", "a list of ports in priority order");
         let port_nodes =
@@ -1373,7 +1341,7 @@ impl Checker<'_> {
             self.report(node.referenced, key, "driver team is not supported yet");
             return None;
         }
-        self.choice(node, key, "driver", DRIVERS)
+        self.choice::<Driver>(node, key, "driver")
     }
 
     /// The port names, each a valid interface name, listed once, 1..=32 of

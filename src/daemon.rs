@@ -24,14 +24,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Driver};
 use crate::control::protocol::{Reply, Request};
 use crate::control::server::{self, ControlRequest};
-use crate::engine::{Action, Command, Engine, Group, Input, Output, Port, PortLink};
+use crate::engine::{Action, Command, Engine, Input, Output};
 use crate::event::{Event, Kind, Timestamp, What};
 use crate::history::History;
 use crate::hooks::{self, HookHandle};
 use crate::log::Logger;
 use crate::metrics::Counters;
 use crate::platform::{self, Aggregate, PlatformHandle, Update};
-use crate::status::{FailoverStatus, GroupStatus, PortStatus, Status};
+use crate::status::{FailoverStatus, Status};
 
 /// Exit status for a configuration error (sysexits `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
@@ -729,77 +729,13 @@ impl Daemon {
 
     /// The status report, built from the engine and the event history.
     fn status(&self) -> Status {
-        let now = Instant::now();
-        let groups = self
-            .engine
-            .groups()
-            .iter()
-            .map(|group| self.group_status(group, now))
-            .collect();
-        Status {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            pid: std::process::id(),
-            uptime_s: self.started.elapsed().as_secs(),
-            groups,
-        }
-    }
-
-    fn group_status(&self, group: &Group, now: Instant) -> GroupStatus {
-        let active = group.active().map(str::to_owned);
-        let ports: Vec<PortStatus> = group
-            .ports()
-            .iter()
-            .map(|port| self.port_status(port, active.as_deref(), now))
-            .collect();
-        let all_usable = group.ports().iter().all(Port::usable);
-        let healthy = all_usable && active.as_deref() == Some(group.primary());
-        let state = match (&active, healthy) {
-            (None, _) => "down",
-            (Some(_), true) => "ok",
-            (Some(_), false) => "degraded",
-        };
-        GroupStatus {
-            name: group.name().to_owned(),
-            driver: group.config().driver.as_str().to_owned(),
-            active,
-            primary: group.primary().to_owned(),
-            healthy,
-            state: state.to_owned(),
-            operator: group.operator().map(str::to_owned),
-            ports,
-            last_failover: self.bus.last_failover.get(group.name()).cloned(),
-        }
-    }
-
-    fn port_status(&self, port: &Port, active: Option<&str>, now: Instant) -> PortStatus {
-        let damped_until = port.damped_until();
-        let (link, role) = match port.link() {
-            PortLink::Unknown => ("unknown", "down"),
-            PortLink::Missing => ("missing", "missing"),
-            PortLink::Down => ("down", "down"),
-            PortLink::Up if active == Some(port.name()) => ("up", "active"),
-            PortLink::Up if damped_until.is_some() => ("up", "damped"),
-            PortLink::Up => ("up", "backup"),
-        };
-        PortStatus {
-            name: port.name().to_owned(),
-            link: link.to_owned(),
-            role: role.to_owned(),
-            since: port.since().map(|at| self.wall_time(at)),
-            flaps: port.flaps_in_window(now),
-            damped: damped_until.is_some(),
-            damped_until: damped_until.map(|at| self.wall_time(at)),
-        }
-    }
-
-    /// The wall time of a monotonic instant.
-    fn wall_time(&self, at: Instant) -> Timestamp {
-        let (anchor, wall) = self.clock;
-        Timestamp(if at >= anchor {
-            wall + (at - anchor)
-        } else {
-            wall - (anchor - at)
-        })
+        crate::status::project(
+            self.engine.groups(),
+            &self.bus.last_failover,
+            self.clock,
+            self.started,
+            Instant::now(),
+        )
     }
 }
 

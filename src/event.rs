@@ -8,88 +8,49 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// What kind of thing happened. The names are the ones used in the config
-/// (`hooks.on`, `log.severities`), in JSON and in hook environments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A port lost link.
-    PortDown,
-    /// A port regained link.
-    PortUp,
-    /// The active port changed.
-    Failover,
-    /// No port of the group can carry traffic.
-    AllPortsDown,
-    /// The first port came back after `all_ports_down`.
-    GroupRecovered,
-    /// The configured primary carries traffic again after enforcement.
-    PrimaryRestored,
-    /// laggmond could not make the kernel use the port it should.
-    EnforceFailed,
-    /// A disruptive change to the kernel aggregate is about to be made.
-    Enforcing,
-    /// A port changed link too often and is not trusted for a while.
-    Flapping,
-    /// A damped port is trusted again.
-    FlapCleared,
-    /// A configured port does not exist.
-    PortMissing,
-    /// A port that was missing exists now.
-    PortFound,
-    /// The aggregate has a member that is not configured.
-    PortUnexpected,
-    /// The aggregate is not in failover mode; laggmond leaves it alone.
-    UnsupportedMode,
-    /// A new config is in force.
-    ConfigReloaded,
-    /// A new config was refused; the old one stays.
-    ConfigRejected,
+use crate::names::named;
+
+named! {
+    /// What kind of thing happened. The names are the ones used in the config
+    /// (`hooks.on`, `log.severities`), in JSON and in hook environments.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Kind {
+        /// A port lost link.
+        PortDown => "port_down",
+        /// A port regained link.
+        PortUp => "port_up",
+        /// The active port changed.
+        Failover => "failover",
+        /// No port of the group can carry traffic.
+        AllPortsDown => "all_ports_down",
+        /// The first port came back after `all_ports_down`.
+        GroupRecovered => "group_recovered",
+        /// The configured primary carries traffic again after enforcement.
+        PrimaryRestored => "primary_restored",
+        /// laggmond could not make the kernel use the port it should.
+        EnforceFailed => "enforce_failed",
+        /// A disruptive change to the kernel aggregate is about to be made.
+        Enforcing => "enforcing",
+        /// A port changed link too often and is not trusted for a while.
+        Flapping => "flapping",
+        /// A damped port is trusted again.
+        FlapCleared => "flap_cleared",
+        /// A configured port does not exist.
+        PortMissing => "port_missing",
+        /// A port that was missing exists now.
+        PortFound => "port_found",
+        /// The aggregate has a member that is not configured.
+        PortUnexpected => "port_unexpected",
+        /// The aggregate is not in failover mode; laggmond leaves it alone.
+        UnsupportedMode => "unsupported_mode",
+        /// A new config is in force.
+        ConfigReloaded => "config_reloaded",
+        /// A new config was refused; the old one stays.
+        ConfigRejected => "config_rejected",
+    }
 }
 
 impl Kind {
-    /// Every kind, for listings and exhaustive tests.
-    pub const ALL: [Kind; 16] = [
-        Kind::PortDown,
-        Kind::PortUp,
-        Kind::Failover,
-        Kind::AllPortsDown,
-        Kind::GroupRecovered,
-        Kind::PrimaryRestored,
-        Kind::EnforceFailed,
-        Kind::Enforcing,
-        Kind::Flapping,
-        Kind::FlapCleared,
-        Kind::PortMissing,
-        Kind::PortFound,
-        Kind::PortUnexpected,
-        Kind::UnsupportedMode,
-        Kind::ConfigReloaded,
-        Kind::ConfigRejected,
-    ];
-
-    /// The name used in config, JSON and hook environments.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::PortDown => "port_down",
-            Kind::PortUp => "port_up",
-            Kind::Failover => "failover",
-            Kind::AllPortsDown => "all_ports_down",
-            Kind::GroupRecovered => "group_recovered",
-            Kind::PrimaryRestored => "primary_restored",
-            Kind::EnforceFailed => "enforce_failed",
-            Kind::Enforcing => "enforcing",
-            Kind::Flapping => "flapping",
-            Kind::FlapCleared => "flap_cleared",
-            Kind::PortMissing => "port_missing",
-            Kind::PortFound => "port_found",
-            Kind::PortUnexpected => "port_unexpected",
-            Kind::UnsupportedMode => "unsupported_mode",
-            Kind::ConfigReloaded => "config_reloaded",
-            Kind::ConfigRejected => "config_rejected",
-        }
-    }
-
     /// The syslog severity used unless the config says otherwise.
     pub fn default_severity(self) -> Severity {
         match self {
@@ -105,98 +66,40 @@ impl Kind {
     }
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// syslog severities, most severe first (the numeric order of syslog(3)).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Severity {
+        Emerg => "emerg",
+        Alert => "alert",
+        Crit => "crit",
+        Err => "err",
+        Warning => "warning",
+        Notice => "notice",
+        Info => "info",
+        Debug => "debug",
     }
 }
 
-/// syslog severities, most severe first (the numeric order of syslog(3)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Emerg,
-    Alert,
-    Crit,
-    Err,
-    Warning,
-    Notice,
-    Info,
-    Debug,
-}
-
-impl Severity {
-    /// The syslog(3) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Emerg => "emerg",
-            Severity::Alert => "alert",
-            Severity::Crit => "crit",
-            Severity::Err => "err",
-            Severity::Warning => "warning",
-            Severity::Notice => "notice",
-            Severity::Info => "info",
-            Severity::Debug => "debug",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why the active port changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    /// The active port lost link.
-    LinkDown,
-    /// A port came up and took over by itself (the kernel's own preemption,
-    /// or the first port back after all were down).
-    LinkUp,
-    /// laggmond moved traffic back to a better port after its hold-down.
-    Preempt,
-    /// The active port was flapping and is damped.
-    Damped,
-    /// The active port disappeared.
-    Removed,
-    /// An operator asked for it (`set-active`).
-    Operator,
-    /// Someone other than laggmond changed the kernel's choice.
-    External,
-}
-
-impl Cause {
-    /// Every cause, for metrics and exhaustive tests.
-    pub const ALL: [Cause; 7] = [
-        Cause::LinkDown,
-        Cause::LinkUp,
-        Cause::Preempt,
-        Cause::Damped,
-        Cause::Removed,
-        Cause::Operator,
-        Cause::External,
-    ];
-
-    /// The name used in JSON, logs and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::LinkDown => "link_down",
-            Cause::LinkUp => "link_up",
-            Cause::Preempt => "preempt",
-            Cause::Damped => "damped",
-            Cause::Removed => "removed",
-            Cause::Operator => "operator",
-            Cause::External => "external",
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// Why the active port changed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Cause {
+        /// The active port lost link.
+        LinkDown => "link_down",
+        /// A port came up and took over by itself (the kernel's own
+        /// preemption, or the first port back after all were down).
+        LinkUp => "link_up",
+        /// laggmond moved traffic back to a better port after its hold-down.
+        Preempt => "preempt",
+        /// The active port was flapping and is damped.
+        Damped => "damped",
+        /// The active port disappeared.
+        Removed => "removed",
+        /// An operator asked for it (`set-active`).
+        Operator => "operator",
+        /// Someone other than laggmond changed the kernel's choice.
+        External => "external",
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`engine`] (the pure failover state machine), [`platform`] (the kernel),
 //! [`daemon`] (the event loop that owns the engine), [`control`] (the Unix
 //! socket and its client), [`event`], [`status`], [`metrics`], [`hooks`]
-//! and [`log`] (the outputs).
+//! and [`log`] (the outputs), and [`names`] (the one spelling of every
+//! name they share).
 
 pub mod config;
 pub mod control;
@@ -18,5 +19,6 @@ pub mod history;
 pub mod hooks;
 pub mod log;
 pub mod metrics;
+pub mod names;
 pub mod platform;
 pub mod status;

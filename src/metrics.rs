@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::event::{Cause, Event, Kind};
 use crate::hooks::HookStats;
-use crate::status::{GroupStatus, PortStatus, Status};
+use crate::status::{GroupStatus, Link, PortStatus, Status};
 
 /// Counters kept from published events, across reloads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub fn render(
         "laggmond_port_link_up",
         "gauge",
         "1 when the port has link.",
-        |_, p| u64::from(p.link == "up"),
+        |_, p| u64::from(p.link == Link::Up),
     );
     out.per_port(
         status,
@@ -279,13 +279,16 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Driver;
     use crate::event::{Severity, Timestamp, What};
+    use crate::names::Named;
+    use crate::status::{Role, State};
 
     fn port(name: &str, link: &str, damped: bool) -> PortStatus {
         PortStatus {
             name: name.into(),
-            link: link.into(),
-            role: "backup".into(),
+            link: Link::from_name(link).expect("a link"),
+            role: Role::Backup,
             since: None,
             flaps: 0,
             damped,
@@ -300,11 +303,11 @@ mod tests {
             uptime_s: 42,
             groups: vec![GroupStatus {
                 name: "lagg0".into(),
-                driver: "none".into(),
+                driver: Driver::None,
                 active: Some("bge0".into()),
                 primary: "em0".into(),
                 healthy: false,
-                state: "degraded".into(),
+                state: State::Degraded,
                 operator: None,
                 ports: vec![port("em0", "down", false), port("bge0", "up", true)],
                 last_failover: None,

@@ -6,7 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Driver;
 use crate::event::{Cause, Timestamp};
+use crate::names::named;
+
+mod projection;
+
+pub use projection::project;
 
 /// The whole daemon.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,16 +27,14 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupStatus {
     pub name: String,
-    pub driver: String,
+    pub driver: Driver,
     /// The port carrying traffic now; `null` when none can.
     pub active: Option<String>,
     /// The configured primary (first port).
     pub primary: String,
     /// The primary is active and every port is up and trusted.
     pub healthy: bool,
-    /// `ok` (healthy), `degraded` (traffic flows, redundancy or priority
-    /// lost) or `down` (no port carries traffic).
-    pub state: String,
+    pub state: State,
     /// The operator's `set-active` choice, while it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
@@ -42,10 +46,8 @@ pub struct GroupStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PortStatus {
     pub name: String,
-    /// `up`, `down`, `missing` or `unknown` (before the first snapshot).
-    pub link: String,
-    /// `active`, `backup` (usable, standing by), `down`, `damped` or `missing`.
-    pub role: String,
+    pub link: Link,
+    pub role: Role,
     /// When the link last changed (or laggmond first saw it).
     pub since: Option<Timestamp>,
     /// Link changes inside the current damping window.
@@ -54,6 +56,49 @@ pub struct PortStatus {
     /// When a damped port is trusted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damped_until: Option<Timestamp>,
+}
+
+named! {
+    /// How a group is doing.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum State {
+        /// Healthy: the primary carries traffic, every port is up and trusted.
+        Ok => "ok",
+        /// Traffic flows, but redundancy or priority is lost.
+        Degraded => "degraded",
+        /// No port carries traffic.
+        Down => "down",
+    }
+}
+
+named! {
+    /// A port's link.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Link {
+        Up => "up",
+        Down => "down",
+        /// The interface does not exist.
+        Missing => "missing",
+        /// Not known before the first snapshot of the kernel.
+        Unknown => "unknown",
+    }
+}
+
+named! {
+    /// What a port does for its group.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Role {
+        /// Carries the group's traffic.
+        Active => "active",
+        /// Usable, standing by.
+        Backup => "backup",
+        /// Has no link (or its link is not known yet).
+        Down => "down",
+        /// Up but flapping, held out of service.
+        Damped => "damped",
+        /// The interface does not exist.
+        Missing => "missing",
+    }
 }
 
 /// The group's most recent failover.
@@ -99,9 +144,9 @@ fn render_group(out: &mut String, group: &GroupStatus) {
 
 /// `lagg0 (lagg): active em0 (primary), ok` and its degraded and down forms.
 fn headline(group: &GroupStatus) -> String {
-    let summary = match (group.state.as_str(), group.active.as_deref()) {
-        ("down", _) | (_, None) => "DOWN: no port carries traffic".to_owned(),
-        ("ok", Some(active)) => format!("active {}, ok", name_active(group, active)),
+    let summary = match (group.state, group.active.as_deref()) {
+        (State::Down, _) | (_, None) => "DOWN: no port carries traffic".to_owned(),
+        (State::Ok, Some(active)) => format!("active {}, ok", name_active(group, active)),
         (state, Some(active)) => {
             let mut summary = format!("{state}: active {}", name_active(group, active));
             for problem in problems(group) {
@@ -132,14 +177,14 @@ fn problems(group: &GroupStatus) -> Vec<String> {
     let mut problems = Vec::new();
     for port in &group.ports {
         let is_primary = port.name == group.primary;
-        let standing_by = port.role == "backup";
-        if port.role == "active" || (standing_by && !is_primary) {
+        let standing_by = port.role == Role::Backup;
+        if port.role == Role::Active || (standing_by && !is_primary) {
             continue;
         }
         let condition = if standing_by {
             "standing by"
         } else {
-            &port.role
+            port.role.as_str()
         };
         if is_primary {
             problems.push(format!("primary {} {condition}", port.name));
@@ -163,8 +208,8 @@ fn port_table(ports: &[PortStatus]) -> Vec<String> {
     rows.extend(ports.iter().map(|port| {
         [
             port.name.clone(),
-            port.link.clone(),
-            port.role.clone(),
+            port.link.to_string(),
+            port.role.to_string(),
             port.since.map_or_else(|| "-".to_owned(), |t| t.to_string()),
             port.flaps.to_string(),
         ]
@@ -226,6 +271,7 @@ fn last_failover(failover: Option<&FailoverStatus>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::Named;
     use std::time::UNIX_EPOCH;
 
     fn at(ms: u64) -> Option<Timestamp> {
@@ -238,8 +284,8 @@ mod tests {
     fn port(name: &str, link: &str, role: &str) -> PortStatus {
         PortStatus {
             name: name.into(),
-            link: link.into(),
-            role: role.into(),
+            link: Link::from_name(link).expect("a link"),
+            role: Role::from_name(role).expect("a role"),
             since: at(T),
             flaps: 0,
             damped: false,
@@ -250,11 +296,11 @@ mod tests {
     fn group(state: &str, active: Option<&str>, ports: Vec<PortStatus>) -> GroupStatus {
         GroupStatus {
             name: "lagg0".into(),
-            driver: "lagg".into(),
+            driver: Driver::Lagg,
             active: active.map(str::to_owned),
             primary: "em0".into(),
             healthy: state == "ok",
-            state: state.into(),
+            state: State::from_name(state).expect("a state"),
             operator: None,
             ports,
             last_failover: None,
@@ -377,7 +423,7 @@ mod tests {
     fn a_named_group_is_shown_alone() {
         let mut other = group("ok", Some("eth0"), vec![port("eth0", "up", "active")]);
         other.name = "bond0".into();
-        other.driver = "bond".into();
+        other.driver = Driver::Bond;
         other.primary = "eth0".into();
         let both = status(vec![
             group("ok", Some("em0"), vec![port("em0", "up", "active")]),

@@ -18,11 +18,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use common::{error_of, NobodyBinary};
+use laggmond::config::Driver;
 use laggmond::control::client;
 use laggmond::control::protocol::{Reply, Request, MAX_CLIENTS, MAX_REQUEST};
 use laggmond::control::server::{self, ControlRequest};
 use laggmond::event::{Event, Kind, Severity, Timestamp, What};
-use laggmond::status::{GroupStatus, PortStatus, Status};
+use laggmond::status::{GroupStatus, Link, PortStatus, Role, State, Status};
 
 /// Long enough for a loaded machine, short enough that a hang fails fast.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -165,10 +166,10 @@ async fn fake_daemon(
 }
 
 fn sample_status() -> Status {
-    let port = |name: &str, role: &str| PortStatus {
+    let port = |name: &str, role: Role| PortStatus {
         name: name.into(),
-        link: "up".into(),
-        role: role.into(),
+        link: Link::Up,
+        role,
         since: Some(Timestamp(SystemTime::UNIX_EPOCH)),
         flaps: 0,
         damped: false,
@@ -180,13 +181,13 @@ fn sample_status() -> Status {
         uptime_s: 60,
         groups: vec![GroupStatus {
             name: "lagg0".into(),
-            driver: "lagg".into(),
+            driver: Driver::Lagg,
             active: Some("em0".into()),
             primary: "em0".into(),
             healthy: true,
-            state: "ok".into(),
+            state: State::Ok,
             operator: None,
-            ports: vec![port("em0", "active"), port("bge0", "backup")],
+            ports: vec![port("em0", Role::Active), port("bge0", Role::Backup)],
             last_failover: None,
         }],
     }

@@ -170,7 +170,7 @@ async fn seed_server_em0_bge0() {
     let bench = Bench::start(&["em0", "bge0"], 10).await;
     let group = bench.group().await.expect("lagg0");
     assert_eq!(group.active.as_deref(), Some("em0"));
-    assert_eq!(group.driver, "lagg");
+    assert_eq!(group.driver.as_str(), "lagg");
 
     // em0 loses link: lagg sends on bge0, laggmond logs the failover.
     let seq = bench.last_seq().await;

@@ -23,16 +23,6 @@ pub enum PortLink {
 }
 
 impl PortLink {
-    /// The name status output uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortLink::Unknown => "unknown",
-            PortLink::Up => "up",
-            PortLink::Down => "down",
-            PortLink::Missing => "missing",
-        }
-    }
-
     /// The link of an interface that exists.
     pub fn present(state: LinkState) -> PortLink {
         match state {
