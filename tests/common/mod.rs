@@ -431,7 +431,16 @@ impl NobodyBinary {
             .expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
         let binary = NobodyBinary { dir };
-        fs::copy(LAGGMOND, binary.path()).expect("copy the laggmond binary");
+        // Copied by another process: a file this process held open for
+        // writing would be inherited by any child another test thread
+        // forks meanwhile, and running the copy would then fail with
+        // "text file busy" until that child execs.
+        let copied = Command::new("cp")
+            .arg(LAGGMOND)
+            .arg(binary.path())
+            .status()
+            .expect("run cp");
+        assert!(copied.success(), "cannot copy the laggmond binary");
         fs::set_permissions(binary.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod the binary copy");
         binary
