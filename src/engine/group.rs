@@ -109,7 +109,7 @@ impl Group {
     /// taken into account; `None` with `driver: none`, before the kernel
     /// reported it and while the aggregate is missing.
     #[cfg(test)]
-    pub fn aggregate(&self) -> Option<&crate::platform::Aggregate> {
+    pub fn aggregate(&self) -> Option<&crate::platform::kernel::Aggregate> {
         self.kernel.view.as_ref()
     }
 

@@ -176,7 +176,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::event::{Kind, What};
-use crate::platform::{Aggregate, LinkState, Update};
+use crate::platform::kernel::{Aggregate, LinkState, Update};
 
 pub use group::Group;
 pub use port::{Port, PortLink};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::damping::instant_after;
 use crate::event::{Cause, Kind, What};
-use crate::platform::Aggregate;
+use crate::platform::kernel::Aggregate;
 
 use super::enforce::{Awaited, Hold, Pending, Retry};
 use super::{millis, Group, Interfaces, Output, PortLink};
