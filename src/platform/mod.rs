@@ -7,6 +7,7 @@
 //! plain data lives in [`kernel`] so that the engine and tests can use it
 //! without any I/O.
 
+use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -63,3 +64,14 @@ pub struct PlatformHandle {
 
 /// Capacity of the update channel between a platform task and the daemon.
 pub const UPDATE_QUEUE: usize = 1024;
+
+/// Requests the daemon may queue before it waits for the platform: few are
+/// ever outstanding, since each waits for the kernel's answer.
+pub const REQUEST_QUEUE: usize = 64;
+
+/// Prefixes an I/O error with what was being done, so that a failed start
+/// says which step failed.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+pub(crate) fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
+}

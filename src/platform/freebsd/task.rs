@@ -24,7 +24,9 @@ use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 use super::enforce;
 use super::kernel::LaggKernel;
 use super::monitor::{Monitor, SettleTime};
-use crate::platform::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+#[cfg(target_os = "freebsd")]
+use crate::platform::context;
+use crate::platform::{PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 
 /// How the FreeBSD platform is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,9 +60,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Requests the daemon may queue before it waits for the platform.
-const REQUEST_QUEUE: usize = 64;
 
 /// Messages taken from the socket in one go before the re-reads.
 const BATCH: usize = 256;
@@ -107,12 +106,6 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
     let source = socket::RouteSocketSource::new(socket.fd)
         .map_err(context("registering the routing socket"))?;
     start(kernel, source, &options)
-}
-
-/// Prefixes an I/O error with what was being done.
-#[cfg(target_os = "freebsd")]
-fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
-    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
 }
 
 fn ensure_runtime() -> io::Result<()> {

@@ -38,7 +38,7 @@ use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
-use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+use super::{context, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 use table::LinkTable;
 
 /// How the link monitor is set up.
@@ -61,9 +61,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Requests the daemon may queue before it waits for the platform.
-const REQUEST_QUEUE: usize = 64;
 
 /// Size of the datagram buffer: kernel dump chunks stay below 32 KiB and a
 /// single notification is far smaller. A datagram that does not fit is
@@ -180,11 +177,6 @@ fn dump_request(seq: u32) -> Vec<u8> {
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
     bytes
-}
-
-/// Prefix an I/O error with what was being done.
-fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
-    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
 }
 
 /// The running monitor: the socket, the table and the daemon's channels.
