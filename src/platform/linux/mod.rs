@@ -92,7 +92,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
     let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
     let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
     let foreign_messages = Arc::new(AtomicU64::new(0));
-    let monitor = Monitor {
+    let task = LinkTask {
         socket,
         table,
         buffer: vec![0; DATAGRAM_BUFFER],
@@ -101,7 +101,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
         updates: update_tx,
         requests: request_rx,
     };
-    tokio::spawn(monitor.run());
+    tokio::spawn(task.run());
     Ok(PlatformHandle {
         updates: update_rx,
         requests: request_tx,
@@ -179,8 +179,8 @@ fn dump_request(seq: u32) -> Vec<u8> {
     bytes
 }
 
-/// The running monitor: the socket, the table and the daemon's channels.
-struct Monitor {
+/// The I/O driver of the link monitor: the socket, the table and the daemon's channels.
+struct LinkTask {
     socket: AsyncFd<Socket>,
     table: LinkTable,
     buffer: Vec<u8>,
@@ -192,20 +192,20 @@ struct Monitor {
     requests: mpsc::Receiver<Request>,
 }
 
-/// What woke the monitor up.
+/// What woke the task up.
 enum Wakeup {
     Datagram(io::Result<Datagram>),
     Request(Option<Request>),
 }
 
-/// Whether the monitor goes on after handling a wakeup.
+/// Whether the task goes on after handling a wakeup.
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
     Stop,
 }
 
-impl Monitor {
+impl LinkTask {
     /// The event loop.
     async fn run(mut self) {
         loop {
