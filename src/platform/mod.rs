@@ -75,3 +75,12 @@ pub const REQUEST_QUEUE: usize = 64;
 pub(crate) fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
     move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
 }
+
+/// Whether a platform task's run loop goes on after handling a wake-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Wait for the next wake-up.
+    Continue,
+    /// The daemon's end is gone or the socket is beyond repair: end the task.
+    Stop,
+}

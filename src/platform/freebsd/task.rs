@@ -26,7 +26,7 @@ use super::kernel::LaggKernel;
 use super::table::{LaggTable, SettleTime};
 #[cfg(target_os = "freebsd")]
 use crate::platform::context;
-use crate::platform::{PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
+use crate::platform::{Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 
 /// How the FreeBSD platform is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,13 +180,6 @@ struct PendingReply {
     lagg: String,
     reply: oneshot::Sender<Result<(), String>>,
     result: Result<(), String>,
-}
-
-/// Whether the task goes on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
 }
 
 /// What woke the task up.

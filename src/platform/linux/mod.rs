@@ -38,7 +38,7 @@ use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
-use super::{context, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
+use super::{context, Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 use table::LinkTable;
 
 /// How the link monitor is set up.
@@ -196,13 +196,6 @@ struct LinkTask {
 enum Wakeup {
     Datagram(io::Result<Datagram>),
     Request(Option<Request>),
-}
-
-/// Whether the task goes on after handling a wakeup.
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
 }
 
 impl LinkTask {
