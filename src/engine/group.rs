@@ -142,7 +142,7 @@ impl Group {
 
     /// Brings the group in line with what is known at `now`: applies the
     /// policy, or follows the kernel's aggregate.
-    pub(crate) fn settle(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
+    pub(crate) fn reconcile(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
         if self.is_kernel() {
             self.refresh(now, known, out);
         } else if known.synced {

@@ -188,7 +188,7 @@ impl Group {
             self.started = true;
             self.start(now, kernel_active, &mut out.events);
         }
-        self.settle_pending(&mut out.events);
+        self.finish_pending(&mut out.events);
         self.expire_unconfirmed(now, &mut out.events);
         self.enforce(now, known, out);
     }
