@@ -103,7 +103,7 @@ pub struct HookStats {
 
 /// The live counters behind [`HookStats`], shared by the handle and the task.
 #[derive(Default)]
-struct Counters {
+struct HookCounters {
     started: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -111,7 +111,7 @@ struct Counters {
     dropped: AtomicU64,
 }
 
-impl Counters {
+impl HookCounters {
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -249,7 +249,7 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Woken when a run is queued.
     ready: Notify,
-    counters: Counters,
+    counters: HookCounters,
 }
 
 impl Shared {
@@ -327,7 +327,7 @@ impl HookHandle {
             match queue.push(job) {
                 None => queued = true,
                 Some(dropped) => {
-                    Counters::add(&self.shared.counters.dropped, 1);
+                    HookCounters::add(&self.shared.counters.dropped, 1);
                     queue.drops.note(&dropped);
                     let line = queue.drops.report(false);
                     drop(queue);
@@ -462,7 +462,7 @@ fn discard_queued(shared: &Shared) {
     };
     shared.report_drops(true);
     if discarded > 0 {
-        Counters::add(&shared.counters.dropped, discarded);
+        HookCounters::add(&shared.counters.dropped, discarded);
         tracing::warn!("shutting down: {discarded} queued hook runs not started");
     }
 }
@@ -482,7 +482,7 @@ enum Ending {
 /// its process group is left.
 async fn run_job(job: Job, stop: CancellationToken, shared: Arc<Shared>) {
     let counters = &shared.counters;
-    Counters::add(&counters.started, 1);
+    HookCounters::add(&counters.started, 1);
     let started_at = Instant::now();
     let deadline = tokio::time::Instant::now() + job.hook.timeout;
     let Some(command) = command(&job.hook, &job.event) else {
@@ -632,8 +632,8 @@ fn environment(event: &Event) -> Vec<(&'static str, String)> {
     env
 }
 
-fn spawn_failed(job: &Job, why: &str, counters: &Counters) {
-    Counters::add(&counters.failed, 1);
+fn spawn_failed(job: &Job, why: &str, counters: &HookCounters) {
+    HookCounters::add(&counters.failed, 1);
     tracing::warn!(
         "hook {} #{} for {} could not start: {why}",
         program(&job.hook),
@@ -1072,13 +1072,13 @@ async fn capture<R: AsyncRead + Unpin>(stream: Option<R>, into: &mut Captured) {
     }
 }
 
-fn count(ending: &Ending, counters: &Counters) {
+fn count(ending: &Ending, counters: &HookCounters) {
     let counter = match ending {
         Ending::Exited(status) if status.success() => &counters.succeeded,
         Ending::TimedOut => &counters.timed_out,
         _ => &counters.failed,
     };
-    Counters::add(counter, 1);
+    HookCounters::add(counter, 1);
 }
 
 /// Logs how a run ended and its output: info on success, warn otherwise.

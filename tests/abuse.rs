@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{error_of, Bench, Daemon, Files, NobodyBinary};
+use common::{error_of, Daemon, Files, NobodyBinary, VethLab};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use serde_json::Value;
@@ -448,7 +448,7 @@ fn assert_nobody_changes_nothing(daemon: &Daemon, socket: &Path) {
 #[test]
 fn hostile_clients_do_not_stop_the_daemon() {
     let started = Instant::now();
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();

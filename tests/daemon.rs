@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{lines, Bench, Daemon, Files};
+use common::{lines, Daemon, Files, VethLab};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ const SECOND: Duration = Duration::from_secs(1);
 
 #[test]
 fn failover_and_failback_are_seen_everywhere() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();
@@ -100,7 +100,7 @@ fn failover_and_failback_are_seen_everywhere() {
 
 #[test]
 fn flapping_primary_is_damped_before_it_gets_traffic_back() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();
@@ -143,7 +143,7 @@ fn flapping_primary_is_damped_before_it_gets_traffic_back() {
 
 #[test]
 fn all_ports_down_then_recovery() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();
@@ -179,7 +179,7 @@ fn all_ports_down_then_recovery() {
 
 #[test]
 fn a_missing_port_is_reported_then_picked_up() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p1");
     let files = Files::new();
     two_port_config(&files, &["p0", "p1"]);
@@ -210,7 +210,7 @@ fn a_missing_port_is_reported_then_picked_up() {
 
 #[test]
 fn a_broken_config_on_sighup_keeps_the_old_one() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();
@@ -259,7 +259,7 @@ fn a_broken_config_on_sighup_keeps_the_old_one() {
 /// keep every problem; the `config_rejected` event keeps the whole message.
 #[test]
 fn a_refused_reload_logs_one_prefixed_line_per_problem() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     let files = Files::new();
     two_port_config(&files, &["p0"]);
@@ -299,7 +299,7 @@ fn a_refused_reload_logs_one_prefixed_line_per_problem() {
 
 #[test]
 fn sigterm_removes_socket_and_pidfile_and_a_second_instance_refuses() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     let files = Files::new();
     two_port_config(&files, &["p0"]);
@@ -341,7 +341,7 @@ fn sigterm_removes_socket_and_pidfile_and_a_second_instance_refuses() {
 
 #[test]
 fn a_stale_socket_from_a_crash_is_replaced() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     let files = Files::new();
     two_port_config(&files, &["p0"]);
@@ -357,7 +357,7 @@ fn a_stale_socket_from_a_crash_is_replaced() {
 
 #[test]
 fn a_non_root_client_reads_status_but_cannot_change_anything() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();

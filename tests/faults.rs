@@ -10,7 +10,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Bench, Daemon, Files, Netns};
+use common::{Daemon, Files, Netns, VethLab};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -34,8 +34,8 @@ fn is_failover_to(port: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 /// A daemon on ports p0 and p1, with the default recording hook.
-fn start_two_ports(files: &Files) -> (Bench, Daemon) {
-    let bench = Bench::new();
+fn start_two_ports(files: &Files) -> (VethLab, Daemon) {
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     files.write_config(GROUP);
@@ -476,7 +476,7 @@ fn assert_hooks_cleaned_up(daemon: &Daemon, files: &Files, runs: u64, fds: usize
 
 #[test]
 fn hanging_flooding_and_missing_hooks_leave_nothing_behind() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();

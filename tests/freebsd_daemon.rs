@@ -20,7 +20,7 @@ use laggmond::status::GroupStatus;
 use tokio_util::sync::CancellationToken;
 
 /// A running daemon over a fake kernel; stopped on drop.
-struct Bench {
+struct FakeLaggDaemon {
     kernel: FakeLaggKernel,
     dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -42,11 +42,11 @@ impl std::io::Write for Sink {
     }
 }
 
-impl Bench {
+impl FakeLaggDaemon {
     /// `lagg0` in failover over `ports` (the first is MASTER), all up,
     /// watched with a 1 s hold-down; a port is damped past `max_flaps`
     /// link changes in a minute (a detach and attach alone makes five).
-    async fn start(ports: &[&str], max_flaps: u32) -> Bench {
+    async fn start(ports: &[&str], max_flaps: u32) -> FakeLaggDaemon {
         let kernel = FakeLaggKernel::new();
         for port in ports {
             kernel.attach(port);
@@ -83,7 +83,7 @@ impl Bench {
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .expect("SIGHUP handler");
         let task = tokio::spawn(daemon.run(hup));
-        let bench = Bench {
+        let bench = FakeLaggDaemon {
             kernel,
             dir,
             shutdown,
@@ -167,7 +167,7 @@ fn failover(e: &Event) -> bool {
 
 #[tokio::test]
 async fn seed_server_em0_bge0() {
-    let bench = Bench::start(&["em0", "bge0"], 10).await;
+    let bench = FakeLaggDaemon::start(&["em0", "bge0"], 10).await;
     let group = bench.group().await.expect("lagg0");
     assert_eq!(group.active.as_deref(), Some("em0"));
     assert_eq!(group.driver.as_str(), "lagg");
@@ -238,7 +238,7 @@ async fn seed_server_em0_bge0() {
 
 #[tokio::test]
 async fn seed_laptop_em0_wlan0() {
-    let bench = Bench::start(&["em0", "wlan0"], 10).await;
+    let bench = FakeLaggDaemon::start(&["em0", "wlan0"], 10).await;
     let seq = bench.last_seq().await;
     bench.kernel.set_carrier("em0", false);
     let e = bench.event(seq, "failover to wlan0", failover).await;
@@ -259,7 +259,7 @@ async fn seed_laptop_em0_wlan0() {
 /// (lagg uses only admin-up ports), and given back when laggmond stops.
 #[tokio::test]
 async fn a_flapping_port_is_held_down_and_given_back_at_exit() {
-    let bench = Bench::start(&["em0", "bge0"], 3).await;
+    let bench = FakeLaggDaemon::start(&["em0", "bge0"], 3).await;
     let seq = bench.last_seq().await;
     // Each change is seen before the next: the platform believes only the
     // link state the interface shows when it is read.

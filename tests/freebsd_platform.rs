@@ -23,7 +23,7 @@ use laggmond::platform::freebsd::fake::{
     interface, links, FakeLaggKernel, KernelCall, FLAGS_UP, IFT_ETHER,
 };
 use laggmond::platform::freebsd::{
-    spawn_with, Interface, LaggKernel, LaggState, Monitor, Options, RouteMessage, SettleTime,
+    spawn_with, Interface, LaggKernel, LaggState, LaggTable, Options, RouteMessage, SettleTime,
     LAGG_PORT_BUFFER_LEN,
 };
 use laggmond::platform::{Aggregate, Link, LinkState, PlatformHandle, Request, Update};
@@ -124,12 +124,9 @@ fn errno_text(code: i32) -> String {
 // --- the state machine on bytes ----------------------------------------------
 
 /// Seed 1 as the state machine sees it: lo0, em0 (2), bge0 (3), lagg0 (4).
-fn seed1_monitor() -> Monitor {
-    let mut monitor = Monitor::new(SETTLE);
-    assert!(
-        monitor.take_work().resync,
-        "a new monitor wants a full read"
-    );
+fn seed1_table() -> LaggTable {
+    let mut table = LaggTable::new(SETTLE);
+    assert!(table.take_work().resync, "a new table wants a full read");
     let interfaces = vec![
         interface(1, "lo0", LINK_STATE_UNKNOWN, 0x18),
         interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
@@ -140,7 +137,7 @@ fn seed1_monitor() -> Monitor {
         "lagg0".to_owned(),
         siocglagg(LAGG_PROTO_FAILOVER, &[("em0", MASTER_ACTIVE), ("bge0", 0)]),
     )];
-    let updates = monitor.on_resync(interfaces, laggs);
+    let updates = table.on_resync(interfaces, laggs);
     assert_eq!(
         updates,
         [
@@ -173,47 +170,47 @@ fn seed1_monitor() -> Monitor {
             Update::Aggregate(failover(4, &["em0", "bge0"], Some("em0"), Some("em0"))),
         ]
     );
-    monitor
+    table
 }
 
 /// One read as the platform task makes it: the message, then, for each
 /// link change it claims, the interface's own state as the kernel reports
 /// it `now` (gone when not listed).
-fn read_confirmed(monitor: &mut Monitor, bytes: &[u8], now: &[Interface]) -> Vec<Update> {
-    let mut updates = monitor.on_read(bytes);
-    for claim in monitor.take_claims() {
+fn read_confirmed(table: &mut LaggTable, bytes: &[u8], now: &[Interface]) -> Vec<Update> {
+    let mut updates = table.on_read(bytes);
+    for claim in table.take_claims() {
         let read = now
             .iter()
             .find(|interface| interface.name == claim.name)
             .cloned()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENXIO));
-        updates.extend(monitor.on_confirmation(&claim, read));
+        updates.extend(table.on_confirmation(&claim, read));
     }
     updates
 }
 
-/// The laggs the monitor wants read, which must be just `expected`.
-fn expect_lagg_reads(monitor: &mut Monitor, expected: &[&str]) {
-    let work = monitor.take_work();
+/// The laggs the table wants read, which must be just `expected`.
+fn expect_lagg_reads(table: &mut LaggTable, expected: &[&str]) {
+    let work = table.take_work();
     assert!(!work.resync && work.interfaces.is_empty(), "{work:?}");
     assert_eq!(work.laggs, expected);
 }
 
 #[test]
 fn seed1_failover_failback_and_master_drift_from_bytes() {
-    let mut monitor = seed1_monitor();
+    let mut table = seed1_table();
 
     // em0 loses carrier (the golden RTM_IFINFO, which SIOCGIFDATA
     // confirms); lagg moved to bge0.
     let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
-    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_down]);
+    let updates = read_confirmed(&mut table, &golden_em0_down(), &[em0_down]);
     assert_eq!(updates, [link(2, "em0", LinkState::Down, Some(4))]);
-    expect_lagg_reads(&mut monitor, &["lagg0"]);
+    expect_lagg_reads(&mut table, &["lagg0"]);
     let read = siocglagg(
         LAGG_PROTO_FAILOVER,
         &[("em0", LAGG_PORT_MASTER), ("bge0", LAGG_PORT_ACTIVE)],
     );
-    let updates = monitor.on_lagg("lagg0", Ok(read));
+    let updates = table.on_lagg("lagg0", Ok(read));
     assert_eq!(
         updates,
         [Update::Aggregate(failover(
@@ -228,11 +225,11 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
     let mut em0_up = golden_em0_down();
     em0_up[IFI_LINK_STATE] = LINK_STATE_UP;
     let em0_now = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
-    let updates = read_confirmed(&mut monitor, &em0_up, &[em0_now]);
+    let updates = read_confirmed(&mut table, &em0_up, &[em0_now]);
     assert_eq!(updates, [link(2, "em0", LinkState::Up, Some(4))]);
-    expect_lagg_reads(&mut monitor, &["lagg0"]);
+    expect_lagg_reads(&mut table, &["lagg0"]);
     let read = siocglagg(LAGG_PROTO_FAILOVER, &[("em0", MASTER_ACTIVE), ("bge0", 0)]);
-    let updates = monitor.on_lagg("lagg0", Ok(read));
+    let updates = table.on_lagg("lagg0", Ok(read));
     assert_eq!(
         updates,
         [Update::Aggregate(failover(
@@ -244,7 +241,7 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
     );
 
     // em0 detaches (the golden RTM_IFANNOUNCE): bge0 becomes MASTER.
-    let updates = monitor.on_read(&golden_em0_departure());
+    let updates = table.on_read(&golden_em0_departure());
     assert_eq!(
         updates,
         [Update::Gone {
@@ -252,9 +249,9 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
             name: "em0".into()
         }]
     );
-    expect_lagg_reads(&mut monitor, &["lagg0"]);
+    expect_lagg_reads(&mut table, &["lagg0"]);
     let read = siocglagg(LAGG_PROTO_FAILOVER, &[("bge0", MASTER_ACTIVE)]);
-    let updates = monitor.on_lagg("lagg0", Ok(read));
+    let updates = table.on_lagg("lagg0", Ok(read));
     assert_eq!(
         updates,
         [Update::Aggregate(failover(
@@ -271,16 +268,16 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
         name: "em0".into(),
         arrival: true,
     };
-    assert_eq!(monitor.on_read(&arrival.to_bytes()), []);
-    let work = monitor.take_work();
+    assert_eq!(table.on_read(&arrival.to_bytes()), []);
+    let work = table.take_work();
     assert_eq!(
         (work.resync, work.interfaces, work.laggs),
         (false, vec!["em0".to_owned()], vec!["em0".to_owned()])
     );
-    let updates = monitor.on_interface("em0", Ok(interface(5, "em0", LINK_STATE_UP, IFT_ETHER)));
+    let updates = table.on_interface("em0", Ok(interface(5, "em0", LINK_STATE_UP, IFT_ETHER)));
     assert_eq!(updates, [link(5, "em0", LinkState::Up, None)]);
     let not_a_lagg = io::Error::from_raw_os_error(libc::EINVAL);
-    assert_eq!(monitor.on_lagg("em0", Err(not_a_lagg)), []);
+    assert_eq!(table.on_lagg("em0", Err(not_a_lagg)), []);
 
     // It is added back to lagg0, last: the MAC reprogramming bounces it,
     // and its ifi_type says it is a lagg member now.
@@ -290,10 +287,10 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
         link_state: LINK_STATE_UP,
         if_type: IFT_IEEE8023ADLAG,
     };
-    assert_eq!(monitor.on_read(&joined.to_bytes()), []);
-    expect_lagg_reads(&mut monitor, &["lagg0"]);
+    assert_eq!(table.on_read(&joined.to_bytes()), []);
+    expect_lagg_reads(&mut table, &["lagg0"]);
     let read = siocglagg(LAGG_PROTO_FAILOVER, &[("bge0", MASTER_ACTIVE), ("em0", 0)]);
-    let updates = monitor.on_lagg("lagg0", Ok(read));
+    let updates = table.on_lagg("lagg0", Ok(read));
     assert_eq!(
         updates,
         [
@@ -301,20 +298,20 @@ fn seed1_failover_failback_and_master_drift_from_bytes() {
             Update::Aggregate(failover(4, &["bge0", "em0"], Some("bge0"), Some("bge0"))),
         ]
     );
-    assert!(monitor.take_work().is_empty());
+    assert!(table.take_work().is_empty());
 }
 
 #[test]
 fn seed2_laptop_from_bytes() {
-    let mut monitor = Monitor::new(SETTLE);
-    monitor.take_work();
+    let mut table = LaggTable::new(SETTLE);
+    table.take_work();
     let interfaces = vec![
         interface(1, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
         interface(2, "wlan0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
         interface(3, "lagg0", LINK_STATE_UP, IFT_ETHER),
     ];
     let read = siocglagg(LAGG_PROTO_FAILOVER, &[("em0", MASTER_ACTIVE), ("wlan0", 0)]);
-    let updates = monitor.on_resync(interfaces, vec![("lagg0".to_owned(), read)]);
+    let updates = table.on_resync(interfaces, vec![("lagg0".to_owned(), read)]);
     assert_eq!(
         updates.last(),
         Some(&Update::Aggregate(failover(
@@ -339,10 +336,10 @@ fn seed2_laptop_from_bytes() {
             link_state: if carrier { LINK_STATE_UP } else { 1 },
             if_type: IFT_IEEE8023ADLAG,
         };
-        let updates = read_confirmed(&mut monitor, &message.to_bytes(), &[now]);
+        let updates = read_confirmed(&mut table, &message.to_bytes(), &[now]);
         let state = LinkState::from_up(carrier);
         assert_eq!(updates, [link(1, "em0", state, Some(3))]);
-        expect_lagg_reads(&mut monitor, &["lagg0"]);
+        expect_lagg_reads(&mut table, &["lagg0"]);
         let flags = |port: &str| {
             let master = if port == "em0" { LAGG_PORT_MASTER } else { 0 };
             let active = if port == active { LAGG_PORT_ACTIVE } else { 0 };
@@ -352,7 +349,7 @@ fn seed2_laptop_from_bytes() {
             LAGG_PROTO_FAILOVER,
             &[("em0", flags("em0")), ("wlan0", flags("wlan0"))],
         );
-        let updates = monitor.on_lagg("lagg0", Ok(read));
+        let updates = table.on_lagg("lagg0", Ok(read));
         assert_eq!(
             updates,
             [Update::Aggregate(failover(
@@ -367,7 +364,7 @@ fn seed2_laptop_from_bytes() {
 
 #[test]
 fn a_lacp_lagg_is_reported_as_not_failover() {
-    let mut monitor = Monitor::new(SETTLE);
+    let mut table = LaggTable::new(SETTLE);
     let lacp_flags = LAGG_PORT_ACTIVE | LAGG_PORT_COLLECTING | LAGG_PORT_DISTRIBUTING;
     let interfaces = vec![
         interface(1, "igb0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
@@ -378,7 +375,7 @@ fn a_lacp_lagg_is_reported_as_not_failover() {
         LAGG_PROTO_LACP,
         &[("igb0", lacp_flags), ("igb1", lacp_flags)],
     );
-    let updates = monitor.on_resync(interfaces, vec![("lagg0".to_owned(), read)]);
+    let updates = table.on_resync(interfaces, vec![("lagg0".to_owned(), read)]);
     assert_eq!(
         updates.last(),
         Some(&Update::Aggregate(Aggregate {
@@ -396,7 +393,7 @@ fn a_lacp_lagg_is_reported_as_not_failover() {
 
 #[test]
 fn garbage_and_truncated_messages_are_skipped() {
-    let mut monitor = seed1_monitor();
+    let mut table = seed1_table();
     let golden = golden_em0_down();
     let garbage: Vec<Vec<u8>> = vec![
         vec![],
@@ -407,16 +404,16 @@ fn garbage_and_truncated_messages_are_skipped() {
         b"GET / HTTP/1.1\r\n".to_vec(),
     ];
     for bytes in &garbage {
-        assert_eq!(monitor.on_read(bytes), [], "{bytes:?}");
+        assert_eq!(table.on_read(bytes), [], "{bytes:?}");
     }
     assert!(
-        monitor.take_work().resync,
+        table.take_work().resync,
         "a broken message may have been news"
     );
     // Still working.
     let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
     assert_eq!(
-        read_confirmed(&mut monitor, &golden, &[em0_down]),
+        read_confirmed(&mut table, &golden, &[em0_down]),
         [link(2, "em0", LinkState::Down, Some(4))]
     );
 }
@@ -426,24 +423,24 @@ fn garbage_and_truncated_messages_are_skipped() {
 /// state (`SIOCGIFDATA`) says so.
 #[test]
 fn a_link_change_the_interface_contradicts_is_not_believed_from_bytes() {
-    let mut monitor = seed1_monitor();
+    let mut table = seed1_table();
     let em0_up = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
-    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_up]);
+    let updates = read_confirmed(&mut table, &golden_em0_down(), &[em0_up]);
     assert_eq!(updates, []);
-    assert_eq!(monitor.foreign_messages(), 1);
+    assert_eq!(table.foreign_messages(), 1);
 
     // The same bytes from the kernel, em0 really down: news.
     let em0_down = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
-    let updates = read_confirmed(&mut monitor, &golden_em0_down(), &[em0_down]);
+    let updates = read_confirmed(&mut table, &golden_em0_down(), &[em0_down]);
     assert_eq!(updates, [link(2, "em0", LinkState::Down, Some(4))]);
-    assert_eq!(monitor.foreign_messages(), 1);
+    assert_eq!(table.foreign_messages(), 1);
 }
 
 #[test]
 fn lost_messages_want_a_full_read() {
-    let mut monitor = seed1_monitor();
-    assert!(monitor.messages_lost());
-    assert!(monitor.take_work().resync);
+    let mut table = seed1_table();
+    assert!(table.messages_lost());
+    assert!(table.take_work().resync);
 }
 
 // --- the platform task over the simulated kernel ------------------------------

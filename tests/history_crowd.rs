@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{rss_kib, wait_for, wall_ms, Bench, Daemon, Files};
+use common::{rss_kib, wait_for, wall_ms, Daemon, Files, VethLab};
 use serde_json::Value;
 
 /// Events kept: enough that a copy per client is obvious.
@@ -22,7 +22,7 @@ const CLIENTS: usize = 100;
 const GROWTH_LIMIT_KIB: u64 = 64 * 1024;
 
 /// Flaps `port` `times` times in one `ip -batch` run in the peer namespace.
-fn flap(bench: &Bench, port: &str, times: usize) {
+fn flap(bench: &VethLab, port: &str, times: usize) {
     let mut ip = Command::new("ip")
         .args(["-n", &bench.peer.name, "-batch", "-"])
         .stdin(Stdio::piped())
@@ -56,7 +56,7 @@ fn newest_seq(socket: &Path) -> u64 {
 }
 
 /// Flaps the primary until the history is full and the daemon quiet.
-fn fill_history(bench: &Bench, socket: &Path) {
+fn fill_history(bench: &VethLab, socket: &Path) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while newest_seq(socket) < HISTORY {
         assert!(Instant::now() < deadline, "the history did not fill");
@@ -104,7 +104,7 @@ fn next_failover(follower: &mut BufReader<UnixStream>) -> Value {
 
 #[test]
 fn clients_that_never_read_the_history_cost_little_and_delay_nothing() {
-    let bench = Bench::new();
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let files = Files::new();

@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{Bench, Daemon, Files, Leftovers};
+use common::{Daemon, Files, Leftovers, VethLab};
 use nix::sys::signal::Signal;
 
 /// Generous bound for anything that should happen "at once".
@@ -22,8 +22,8 @@ const GROUP: &str = "groups:\n  uplink:\n    driver: none\n    ports: [p0, p1]\n
 
 /// A daemon on ports p0 and p1 whose failover runs `/bin/sh -c script`
 /// with `timeout`.
-fn start_with_hook(files: &Files, script: &str, timeout: &str) -> (Bench, Daemon) {
-    let bench = Bench::new();
+fn start_with_hook(files: &Files, script: &str, timeout: &str) -> (VethLab, Daemon) {
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     let config = format!(
@@ -36,7 +36,7 @@ fn start_with_hook(files: &Files, script: &str, timeout: &str) -> (Bench, Daemon
 }
 
 /// Takes p0's carrier away: the failover to p1 runs the hook.
-fn fail_over(bench: &Bench, daemon: &Daemon) {
+fn fail_over(bench: &VethLab, daemon: &Daemon) {
     let seq = daemon.last_seq();
     bench.carrier("p0", false);
     daemon

@@ -27,7 +27,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::sync::{mpsc, oneshot};
 
-use common::{run, Bench};
+use common::{run, VethLab};
 
 /// Longest wait for any single expected update.
 const WAIT: Duration = Duration::from_secs(5);
@@ -188,7 +188,7 @@ impl Monitor {
 
     /// Read until no update came for a while and the applied updates
     /// equal the kernel's view; returns how many snapshots were read.
-    async fn converge(&mut self, lab: &Bench, model: &mut BTreeMap<u32, Link>) -> usize {
+    async fn converge(&mut self, lab: &VethLab, model: &mut BTreeMap<u32, Link>) -> usize {
         let deadline = Instant::now() + 4 * WAIT;
         let mut snapshots = 0;
         loop {
@@ -359,7 +359,7 @@ fn show_logs() {
 
 #[test]
 fn the_first_snapshot_is_the_kernels_view() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     lab.veth_down("d0", "e0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
@@ -374,7 +374,7 @@ fn the_first_snapshot_is_the_kernels_view() {
 
 #[test]
 fn losing_and_regaining_carrier_is_reported_promptly() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
@@ -401,7 +401,7 @@ fn losing_and_regaining_carrier_is_reported_promptly() {
 
 #[test]
 fn administrative_down_is_reported() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
@@ -419,7 +419,7 @@ fn administrative_down_is_reported() {
 
 #[test]
 fn a_rename_is_a_departure_then_an_arrival() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
@@ -447,7 +447,7 @@ fn a_rename_is_a_departure_then_an_arrival() {
 
 #[test]
 fn deletion_and_creation_are_reported() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
@@ -476,7 +476,7 @@ fn deletion_and_creation_are_reported() {
 
 #[test]
 fn a_resync_sends_the_kernels_view() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     lab.veth("a1", "b1");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
@@ -504,7 +504,7 @@ fn a_resync_sends_the_kernels_view() {
 
 #[test]
 fn setting_the_active_port_is_refused_for_now() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
@@ -531,7 +531,7 @@ fn setting_the_active_port_is_refused_for_now() {
 
 #[test]
 fn a_burst_of_changes_collapses_to_the_final_state() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     let names: Vec<String> = (0..8).map(|n| format!("f{n}")).collect();
     for (n, name) in names.iter().enumerate() {
         lab.veth(name, &format!("g{n}"));
@@ -577,7 +577,7 @@ fn a_burst_of_changes_collapses_to_the_final_state() {
 #[test]
 fn an_overrun_is_recovered_by_a_snapshot() {
     show_logs();
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     let count = 16;
     let names: Vec<String> = (0..count).map(|n| format!("o{n}")).collect();
     let mut setup = Vec::new();
@@ -626,7 +626,7 @@ fn an_overrun_is_recovered_by_a_snapshot() {
 /// counted, and a true change that follows is reported as usual.
 #[test]
 fn link_messages_not_sent_by_the_kernel_are_dropped() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     lab.veth("a1", "b1");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
@@ -666,7 +666,7 @@ fn link_messages_not_sent_by_the_kernel_are_dropped() {
 
 #[test]
 fn the_monitor_ends_when_the_daemon_drops_its_end() {
-    let lab = Bench::bare();
+    let lab = VethLab::bare();
     lab.veth("a0", "b0");
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {

@@ -35,7 +35,7 @@ const SIGHUP: i32 = 1;
 const SIGTERM: i32 = 15;
 
 /// One test's directory: the script, the stand-ins, rc.conf and a config.
-struct Bench {
+struct RcDir {
     dir: TempDir,
 }
 
@@ -58,11 +58,11 @@ struct Daemon {
     child: Child,
 }
 
-impl Bench {
-    /// A bench whose rc.conf enables laggmond and points it at the fake,
-    /// the config and the pidfile in the bench directory.
-    fn new() -> Bench {
-        Bench::with_rc_conf(|bench| {
+impl RcDir {
+    /// A directory whose rc.conf enables laggmond and points it at the fake,
+    /// the config and the pidfile in the directory.
+    fn new() -> RcDir {
+        RcDir::with_rc_conf(|bench| {
             format!(
                 "laggmond_enable=\"YES\"\n\
                  laggmond_program=\"{}\"\n\
@@ -75,13 +75,13 @@ impl Bench {
         })
     }
 
-    /// A bench with the rc.conf `rc_conf` writes.
-    fn with_rc_conf(rc_conf: impl FnOnce(&Bench) -> String) -> Bench {
+    /// A directory with the rc.conf `rc_conf` writes.
+    fn with_rc_conf(rc_conf: impl FnOnce(&RcDir) -> String) -> RcDir {
         let dir = tempfile::Builder::new()
             .prefix("laggmond-rc-d-")
             .tempdir()
             .expect("cannot make a temporary directory");
-        let bench = Bench { dir };
+        let bench = RcDir { dir };
         let stand_ins = Path::new(STAND_INS);
         fs::copy(stand_ins.join("rc.subr"), bench.path("rc.subr")).expect("copy rc.subr");
         fs::copy(stand_ins.join("laggmond"), bench.fake()).expect("copy the fake laggmond");
@@ -261,7 +261,7 @@ fn the_header_orders_it_after_login_and_stops_it_at_shutdown() {
 
 #[test]
 fn start_checks_the_config_then_runs_the_daemon_with_config_and_pidfile() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let run = bench.service("start");
     assert!(run.succeeded(), "{run:?}");
     assert!(run.stdout.contains("Starting laggmond."), "{run:?}");
@@ -278,7 +278,7 @@ fn start_checks_the_config_then_runs_the_daemon_with_config_and_pidfile() {
 
 #[test]
 fn start_with_a_broken_config_fails_with_the_error_and_runs_nothing() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     bench.set("config-broken", "");
     let run = bench.service("start");
     assert!(!run.succeeded(), "{run:?}");
@@ -289,7 +289,7 @@ fn start_with_a_broken_config_fails_with_the_error_and_runs_nothing() {
 
 #[test]
 fn start_without_the_config_file_fails_before_calling_laggmond() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     fs::remove_file(bench.config()).expect("remove the config");
     let run = bench.service("start");
     assert!(!run.succeeded(), "{run:?}");
@@ -299,7 +299,7 @@ fn start_without_the_config_file_fails_before_calling_laggmond() {
 
 #[test]
 fn start_passes_laggmond_flags_to_run() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     bench.add_to_rc_conf("laggmond_flags=\"--extra\"");
     let run = bench.service("start");
     assert!(run.succeeded(), "{run:?}");
@@ -313,7 +313,7 @@ fn start_passes_laggmond_flags_to_run() {
 
 #[test]
 fn start_when_already_running_does_nothing() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let daemon = bench.running_daemon();
     let run = bench.service("start");
     assert_eq!(run.code, Some(1), "{run:?}");
@@ -324,7 +324,7 @@ fn start_when_already_running_does_nothing() {
 
 #[test]
 fn start_when_not_enabled_does_nothing() {
-    let bench = Bench::with_rc_conf(|bench| {
+    let bench = RcDir::with_rc_conf(|bench| {
         format!(
             "laggmond_program=\"{}\"\nlaggmond_config=\"{}\"\n",
             bench.fake().display(),
@@ -338,7 +338,7 @@ fn start_when_not_enabled_does_nothing() {
 
 #[test]
 fn stop_sends_term_to_the_pid_in_the_pidfile_and_waits() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     let run = bench.service("stop");
     assert!(run.succeeded(), "{run:?}");
@@ -349,7 +349,7 @@ fn stop_sends_term_to_the_pid_in_the_pidfile_and_waits() {
 
 #[test]
 fn stop_without_a_running_daemon_says_so() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let run = bench.service("stop");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("laggmond not running?"), "{run:?}");
@@ -358,7 +358,7 @@ fn stop_without_a_running_daemon_says_so() {
 
 #[test]
 fn reload_checks_the_config_then_sends_hup() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     let run = bench.service("reload");
     assert!(run.succeeded(), "{run:?}");
@@ -370,7 +370,7 @@ fn reload_checks_the_config_then_sends_hup() {
 
 #[test]
 fn reload_with_a_broken_config_leaves_the_daemon_alone() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     bench.set("config-broken", "");
     let run = bench.service("reload");
@@ -382,7 +382,7 @@ fn reload_with_a_broken_config_leaves_the_daemon_alone() {
 
 #[test]
 fn restart_with_a_broken_config_does_not_stop_the_daemon() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     bench.set("config-broken", "");
     let run = bench.service("restart");
@@ -394,7 +394,7 @@ fn restart_with_a_broken_config_does_not_stop_the_daemon() {
 
 #[test]
 fn restart_stops_then_starts() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     let run = bench.service("restart");
     assert!(run.succeeded(), "{run:?}");
@@ -406,7 +406,7 @@ fn restart_stops_then_starts() {
 
 #[test]
 fn status_prints_the_pid_line_then_the_daemons_status() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let daemon = bench.running_daemon();
     let run = bench.service("status");
     assert!(run.succeeded(), "{run:?}");
@@ -422,7 +422,7 @@ fn status_prints_the_pid_line_then_the_daemons_status() {
 
 #[test]
 fn status_asks_the_configured_socket() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     bench.add_to_rc_conf("laggmond_socket=\"/var/run/lagg-test.sock\"");
     let _daemon = bench.running_daemon();
     let run = bench.service("status");
@@ -432,7 +432,7 @@ fn status_asks_the_configured_socket() {
 
 #[test]
 fn status_without_a_pidfile_is_not_running() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let run = bench.service("status");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(run.stdout, "laggmond is not running.\n");
@@ -441,7 +441,7 @@ fn status_without_a_pidfile_is_not_running() {
 
 #[test]
 fn status_with_a_stale_pidfile_is_not_running() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let mut daemon = bench.running_daemon();
     let _ = daemon.child.kill();
     let _ = daemon.child.wait();
@@ -452,7 +452,7 @@ fn status_with_a_stale_pidfile_is_not_running() {
 
 #[test]
 fn status_fails_when_the_daemon_does_not_answer() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let daemon = bench.running_daemon();
     bench.set("status-exit", "3\n");
     let run = bench.service("status");
@@ -464,7 +464,7 @@ fn status_fails_when_the_daemon_does_not_answer() {
 
 #[test]
 fn checkconfig_checks_the_configured_file() {
-    let bench = Bench::new();
+    let bench = RcDir::new();
     let run = bench.service("checkconfig");
     assert!(run.succeeded(), "{run:?}");
     assert!(
@@ -481,7 +481,7 @@ fn checkconfig_checks_the_configured_file() {
 
 #[test]
 fn the_default_config_is_the_freebsd_path() {
-    let bench = Bench::with_rc_conf(|bench| {
+    let bench = RcDir::with_rc_conf(|bench| {
         format!(
             "laggmond_enable=\"YES\"\nlaggmond_program=\"{}\"\n",
             bench.fake().display()

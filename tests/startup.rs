@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Bench, Files, NOBODY};
+use common::{Files, VethLab, NOBODY};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -24,14 +24,14 @@ const STARTS: usize = 8;
 
 const GROUP: &str = "groups:\n  uplink:\n    driver: none\n    ports: [p0, p1]\n";
 
-/// A daemon started with `run -f` in the bench's namespace, without
+/// A daemon started with `run -f` in the lab's namespace, without
 /// waiting for it to be ready; killed on drop if still running.
 struct Starting {
     child: Child,
 }
 
 impl Starting {
-    fn spawn(bench: &Bench, files: &Files) -> Starting {
+    fn spawn(bench: &VethLab, files: &Files) -> Starting {
         let log = fs::File::create(files.log()).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &bench.ns.name, common::LAGGMOND])
@@ -98,8 +98,8 @@ fn log(files: &Files) -> String {
     fs::read_to_string(files.log()).unwrap_or_default()
 }
 
-fn bench() -> Bench {
-    let bench = Bench::new();
+fn bench() -> VethLab {
+    let bench = VethLab::new();
     bench.add_port("p0");
     bench.add_port("p1");
     bench

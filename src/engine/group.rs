@@ -109,7 +109,7 @@ impl Group {
     /// taken into account; `None` with `driver: none`, before the kernel
     /// reported it and while the aggregate is missing.
     #[cfg(test)]
-    pub fn aggregate(&self) -> Option<&crate::platform::Aggregate> {
+    pub fn aggregate(&self) -> Option<&crate::platform::kernel::Aggregate> {
         self.kernel.view.as_ref()
     }
 
@@ -142,7 +142,7 @@ impl Group {
 
     /// Brings the group in line with what is known at `now`: applies the
     /// policy, or follows the kernel's aggregate.
-    pub(crate) fn settle(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
+    pub(crate) fn reconcile(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
         if self.is_kernel() {
             self.refresh(now, known, out);
         } else if known.synced {

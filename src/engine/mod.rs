@@ -176,7 +176,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::event::{Kind, What};
-use crate::platform::{Aggregate, LinkState, Update};
+use crate::platform::kernel::{Aggregate, LinkState, Update};
 
 pub use group::Group;
 pub use port::{Port, PortLink};
@@ -370,7 +370,7 @@ impl Engine {
                     group
                 }
             };
-            group.settle(now, known, &mut out);
+            group.reconcile(now, known, &mut out);
             self.groups.push(group);
         }
         for mut group in old {
@@ -446,7 +446,7 @@ impl Engine {
         for &index in indexes {
             let group = &mut self.groups[index];
             if group.is_kernel() {
-                group.settle(now, &self.interfaces, out);
+                group.reconcile(now, &self.interfaces, out);
             } else if group.set_link(now, name, link, &mut out.events) {
                 group.evaluate(now, &mut out.events);
             }
@@ -464,7 +464,7 @@ impl Engine {
         for &index in indexes {
             let group = &mut self.groups[index];
             if group.is_kernel() && group.name() == name {
-                group.settle(now, &self.interfaces, out);
+                group.reconcile(now, &self.interfaces, out);
             }
         }
     }
@@ -476,14 +476,14 @@ impl Engine {
             if !group.is_kernel() {
                 group.sync_links(now, |name| interfaces.link(name), &mut out.events);
             }
-            group.settle(now, interfaces, out);
+            group.reconcile(now, interfaces, out);
         }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Output) {
         for group in &mut self.groups {
             group.expire_dampings(now, &mut out.events);
-            group.settle(now, &self.interfaces, out);
+            group.reconcile(now, &self.interfaces, out);
         }
     }
 
@@ -504,7 +504,7 @@ impl Engine {
         let group = &mut self.groups[index];
         if group.is_kernel() {
             group.action_done(now, port, result, &mut out.events);
-            group.settle(now, &self.interfaces, out);
+            group.reconcile(now, &self.interfaces, out);
         } else if let Err(error) = result {
             out.events.push(What {
                 error: Some(error),
@@ -523,7 +523,7 @@ impl Engine {
         let index = self.group_index(group)?;
         let group = &mut self.groups[index];
         group.set_operator(port)?;
-        group.settle(now, &self.interfaces, out);
+        group.reconcile(now, &self.interfaces, out);
         Ok(())
     }
 
@@ -540,7 +540,7 @@ impl Engine {
         for index in targets {
             let group = &mut self.groups[index];
             group.clear_damping(now, port, &mut out.events)?;
-            group.settle(now, &self.interfaces, out);
+            group.reconcile(now, &self.interfaces, out);
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::FlapDamping;
 use crate::event::Kind;
-use crate::platform::LinkState;
+use crate::platform::kernel::LinkState;
 
 use super::damping::{Damped, FlapState};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+use super::{PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 
 /// The kernel's end of a fake platform.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub struct FakeKernel {
 /// A connected pair: give the handle to the daemon, keep the kernel.
 pub fn pair() -> (PlatformHandle, FakeKernel) {
     let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
-    let (request_tx, request_rx) = mpsc::channel(64);
+    let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
     let foreign_messages = Arc::new(AtomicU64::new(0));
     (
         PlatformHandle {

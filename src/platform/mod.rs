@@ -4,9 +4,10 @@
 //! daemon the same small interface, a [`PlatformHandle`]: a stream of
 //! [`Update`]s (interfaces by name, already de-duplicated, renames turned
 //! into a departure plus an arrival) and a channel of [`Request`]s. The
-//! types here are plain data so that the engine and tests can use them
+//! plain data lives in [`kernel`] so that the engine and tests can use it
 //! without any I/O.
 
+use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -17,82 +18,9 @@ pub mod linux;
 
 pub mod fake;
 pub mod freebsd;
+pub mod kernel;
 
-/// Whether a port can carry traffic, as its aggregate decides it: the
-/// interface is administratively up and has carrier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkState {
-    Up,
-    Down,
-}
-
-impl LinkState {
-    /// `Up` when `up`, else `Down`.
-    pub fn from_up(up: bool) -> LinkState {
-        if up {
-            LinkState::Up
-        } else {
-            LinkState::Down
-        }
-    }
-}
-
-/// One network interface as the kernel reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    /// The kernel's interface index; stable while the interface exists.
-    pub index: u32,
-    pub name: String,
-    pub state: LinkState,
-    /// Index of the aggregate this interface is enslaved to, if any.
-    pub master: Option<u32>,
-}
-
-/// The kernel's view of one aggregate interface (a lagg or a bond).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Aggregate {
-    pub index: u32,
-    /// `lagg0`, `bond0`: the group's name in the config.
-    pub name: String,
-    /// The mode as the kernel's tools name it (`failover`, `lacp`,
-    /// `active-backup`, `balance-rr`, ...).
-    pub mode: String,
-    /// Whether `mode` is the failover mode laggmond manages; an aggregate
-    /// in any other mode is reported and left alone.
-    pub failover: bool,
-    /// Member ports in the kernel's order.
-    pub members: Vec<String>,
-    /// The port the kernel transmits on now; `None` when none can.
-    pub active: Option<String>,
-    /// The port the kernel prefers by itself: lagg's MASTER (the port
-    /// added first), the bond's `primary` option when set.
-    pub primary: Option<String>,
-    /// Whether the kernel moves traffic back to `primary` by itself as
-    /// soon as it has link: always for lagg; for a bond with a `primary`
-    /// and `primary_reselect` `always` or `better`.
-    pub kernel_preempts: bool,
-}
-
-/// What the platform tells the daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Update {
-    /// An interface appeared or changed (only sent when something the
-    /// daemon cares about changed).
-    Link(Link),
-    /// An interface disappeared (or was renamed away from this name).
-    Gone { index: u32, name: String },
-    /// A full, consistent view of every interface: sent after start, after
-    /// lost messages and on every periodic resync. Interfaces not listed do
-    /// not exist.
-    Snapshot(Vec<Link>),
-    /// An aggregate appeared or changed (membership, active port, primary,
-    /// mode). Sent after the [`Update::Link`]s of its members that came in
-    /// the same kernel news, and after every snapshot for each aggregate.
-    Aggregate(Aggregate),
-    /// An aggregate interface disappeared.
-    AggregateGone { index: u32, name: String },
-}
+pub use kernel::{Aggregate, Link, LinkState, Update};
 
 /// What the daemon asks of the platform.
 #[derive(Debug)]
@@ -136,3 +64,23 @@ pub struct PlatformHandle {
 
 /// Capacity of the update channel between a platform task and the daemon.
 pub const UPDATE_QUEUE: usize = 1024;
+
+/// Requests the daemon may queue before it waits for the platform: few are
+/// ever outstanding, since each waits for the kernel's answer.
+pub const REQUEST_QUEUE: usize = 64;
+
+/// Prefixes an I/O error with what was being done, so that a failed start
+/// says which step failed.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+pub(crate) fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
+/// Whether a platform task's run loop goes on after handling a wake-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Wait for the next wake-up.
+    Continue,
+    /// The daemon's end is gone or the socket is beyond repair: end the task.
+    Stop,
+}

@@ -107,7 +107,7 @@ impl Drop for Netns {
 /// The daemon's namespace, where the ports live, and the peer namespace
 /// holding the far end of every veth pair: setting a far end down drops
 /// carrier on the port.
-pub struct Bench {
+pub struct VethLab {
     pub ns: Netns,
     pub peer: Netns,
     next_index: AtomicU32,
@@ -117,21 +117,21 @@ pub struct Bench {
 /// indexes, far below.
 const FIRST_PORT_INDEX: u32 = 100;
 
-impl Bench {
+impl VethLab {
     /// Two namespaces with loopback up, for the daemon.
-    pub fn new() -> Bench {
-        Bench::of(Netns::new(), Netns::new())
+    pub fn new() -> VethLab {
+        VethLab::of(Netns::new(), Netns::new())
     }
 
     /// Two untouched namespaces (see [`Netns::bare`]), for tests that
     /// compare the kernel's view with what a monitor reports.
-    pub fn bare() -> Bench {
-        Bench::of(Netns::bare(), Netns::bare())
+    pub fn bare() -> VethLab {
+        VethLab::of(Netns::bare(), Netns::bare())
     }
 
     /// The one place the port indexes start, whichever namespaces.
-    fn of(ns: Netns, peer: Netns) -> Bench {
-        Bench {
+    fn of(ns: Netns, peer: Netns) -> VethLab {
+        VethLab {
             ns,
             peer,
             next_index: AtomicU32::new(FIRST_PORT_INDEX),

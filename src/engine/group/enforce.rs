@@ -48,9 +48,9 @@ pub(super) struct Awaited {
 /// What an awaited action asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Requested {
-    /// `SetActive`; `settled` once the kernel switched or the engine gave
+    /// `SetActive`; `closed` once the kernel switched or the engine gave
     /// up, so that a late answer changes nothing.
-    Active { settled: bool },
+    Active { closed: bool },
     /// `SetAdminUp` with this `up`.
     AdminUp(bool),
 }
@@ -87,8 +87,8 @@ impl Group {
             .and_then(|index| awaited.remove(index))
             .map(|awaited| awaited.request);
         match request {
-            Some(Requested::Active { settled: true }) => {}
-            Some(Requested::Active { settled: false }) => {
+            Some(Requested::Active { closed: true }) => {}
+            Some(Requested::Active { closed: false }) => {
                 self.active_answered(now, port, result, events)
             }
             Some(Requested::AdminUp(up)) => self.admin_answered(now, port, up, result, events),
@@ -132,8 +132,8 @@ impl Group {
     pub(super) fn drop_pending(&mut self) {
         self.kernel.pending = None;
         for awaited in &mut self.kernel.awaited {
-            if let Requested::Active { settled } = &mut awaited.request {
-                *settled = true;
+            if let Requested::Active { closed } = &mut awaited.request {
+                *closed = true;
             }
         }
     }
@@ -141,7 +141,7 @@ impl Group {
     /// Ends the pending action if the kernel did it (bond: the port is
     /// active; lagg: the port is MASTER), with `primary_restored` when the
     /// engine's own enforcement brought the configured primary back.
-    pub(super) fn settle_pending(&mut self, events: &mut Vec<What>) {
+    pub(super) fn finish_pending(&mut self, events: &mut Vec<What>) {
         let (Some(pending), Some(view)) = (&self.kernel.pending, &self.kernel.view) else {
             return;
         };
@@ -413,7 +413,7 @@ impl Group {
         });
         self.kernel.awaited.push_back(Awaited {
             port: port.clone(),
-            request: Requested::Active { settled: false },
+            request: Requested::Active { closed: false },
         });
         self.kernel.pending = Some(Pending {
             port,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::damping::instant_after;
 use crate::event::{Cause, Kind, What};
-use crate::platform::Aggregate;
+use crate::platform::kernel::Aggregate;
 
 use super::enforce::{Awaited, Hold, Pending, Retry};
 use super::{millis, Group, Interfaces, Output, PortLink};
@@ -188,7 +188,7 @@ impl Group {
             self.started = true;
             self.start(now, kernel_active, &mut out.events);
         }
-        self.settle_pending(&mut out.events);
+        self.finish_pending(&mut out.events);
         self.expire_unconfirmed(now, &mut out.events);
         self.enforce(now, known, out);
     }

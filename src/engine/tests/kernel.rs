@@ -8,7 +8,7 @@ use super::{config, group_cfg, link, ms, snapshot, HOLD_MS, WINDOW_MS};
 use crate::config::{Driver, GroupConfig};
 use crate::engine::*;
 use crate::event::{Cause, Kind};
-use crate::platform::Aggregate;
+use crate::platform::kernel::Aggregate;
 
 const BOND: &str = "bond0";
 const LAGG: &str = "lagg0";

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::{config, group_cfg, link, ms};
 use crate::config::{Driver, GroupConfig};
 use crate::engine::*;
-use crate::platform::Aggregate;
+use crate::platform::kernel::Aggregate;
 
 /// The aggregate of every case.
 const AGG: &str = "agg0";

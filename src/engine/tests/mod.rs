@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::{Driver, Facility, FlapDamping, GroupConfig, LogConfig};
 use crate::event::{Cause, Kind};
-use crate::platform::{Link, LinkState};
+use crate::platform::kernel::{Link, LinkState};
 
 /// The group most tests use.
 const G: &str = "lagg0";

@@ -4,7 +4,7 @@
 //! (`socket(PF_ROUTE, SOCK_RAW, 0)`), filtered in userland to `RTM_IFINFO`
 //! and `RTM_IFANNOUNCE` ([`message`]). lagg reports no failover itself, so
 //! its state (protocol, ports, MASTER and ACTIVE) is re-read with
-//! `SIOCGLAGG` and compared ([`lagg`], [`monitor`]); the configured primary
+//! `SIOCGLAGG` and compared ([`lagg`], [`table`]); the configured primary
 //! is restored by removing and re-adding ports
 //! ([`LaggState::plan_primary_restore`], [`enforce`]).
 //!
@@ -21,13 +21,13 @@ pub mod fake;
 pub mod kernel;
 pub mod lagg;
 pub mod message;
-pub mod monitor;
+pub mod table;
 mod task;
 
 pub use kernel::{Interface, LaggKernel};
 pub use lagg::{LaggOp, LaggPort, LaggState, PlanError, LAGG_PORT_BUFFER_LEN};
 pub use message::{messages, parse, port_link_up, ParseError, RouteMessage, READ_BUFFER_LEN};
-pub use monitor::{Claim, Monitor, SettleTime, Work};
+pub use table::{Claim, LaggTable, SettleTime, Work};
 #[cfg(target_os = "freebsd")]
 pub use task::spawn;
 pub use task::{spawn_with, Options};

@@ -4,7 +4,7 @@
 //! The loop waits for a routing message, a daemon request or the end of a
 //! reorder window. After a message it takes every message already queued
 //! (up to a batch), so that a burst (a reorder, a flapping cable) costs one
-//! re-read per lagg, then performs the reads the [`Monitor`] asks for and
+//! re-read per lagg, then performs the reads the [`LaggTable`] asks for and
 //! sends what it reports. Kernel calls are ioctls that return at once, so
 //! they are made inline; a reorder runs as one burst.
 //!
@@ -23,8 +23,10 @@ use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
 use super::enforce;
 use super::kernel::LaggKernel;
-use super::monitor::{Monitor, SettleTime};
-use crate::platform::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+use super::table::{LaggTable, SettleTime};
+#[cfg(target_os = "freebsd")]
+use crate::platform::context;
+use crate::platform::{Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 
 /// How the FreeBSD platform is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,9 +60,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Requests the daemon may queue before it waits for the platform.
-const REQUEST_QUEUE: usize = 64;
 
 /// Messages taken from the socket in one go before the re-reads.
 const BATCH: usize = 256;
@@ -109,12 +108,6 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
     start(kernel, source, &options)
 }
 
-/// Prefixes an I/O error with what was being done.
-#[cfg(target_os = "freebsd")]
-fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
-    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
-}
-
 fn ensure_runtime() -> io::Result<()> {
     match tokio::runtime::Handle::try_current() {
         Ok(_) => Ok(()),
@@ -141,13 +134,13 @@ where
             poll
         });
     let foreign_messages = Arc::new(AtomicU64::new(0));
-    let task = Task {
+    let task = LaggTask {
         kernel,
         lagg_poll,
         source,
         source_open: true,
         read_errors: 0,
-        monitor: Monitor::new(options.settle),
+        table: LaggTable::new(options.settle),
         foreign: foreign_messages.clone(),
         outbox: Vec::new(),
         pending: Vec::new(),
@@ -189,13 +182,6 @@ struct PendingReply {
     result: Result<(), String>,
 }
 
-/// Whether the task goes on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
-}
-
 /// What woke the task up.
 enum Wakeup {
     Read(Option<io::Result<Vec<u8>>>),
@@ -204,7 +190,7 @@ enum Wakeup {
     LaggPoll,
 }
 
-struct Task<K, S> {
+struct LaggTask<K, S> {
     kernel: K,
     /// When to read every lagg again.
     lagg_poll: Option<Interval>,
@@ -212,8 +198,8 @@ struct Task<K, S> {
     /// `false` once the message source has ended.
     source_open: bool,
     read_errors: u32,
-    monitor: Monitor,
-    /// The monitor's count of contradicted messages, published for the
+    table: LaggTable,
+    /// The table's count of contradicted messages, published for the
     /// daemon's metrics.
     foreign: Arc<AtomicU64>,
     /// Updates not sent yet, in order.
@@ -223,7 +209,7 @@ struct Task<K, S> {
     requests: mpsc::Receiver<Request>,
 }
 
-impl<K, S> Task<K, S>
+impl<K, S> LaggTask<K, S>
 where
     K: LaggKernel + Send + 'static,
     S: RouteSource,
@@ -238,7 +224,7 @@ where
         if self.do_work().await == Flow::Stop {
             return Flow::Stop;
         }
-        let deadline = self.monitor.next_deadline(Instant::now().into_std());
+        let deadline = self.table.next_deadline(Instant::now().into_std());
         let wakeup = tokio::select! {
             read = self.source.next(), if self.source_open => Wakeup::Read(read),
             request = self.requests.recv() => Wakeup::Request(request),
@@ -251,21 +237,21 @@ where
             Wakeup::Request(request) => self.on_request(request),
             Wakeup::Deadline => Flow::Continue,
             Wakeup::LaggPoll => {
-                self.monitor.reread_laggs();
+                self.table.reread_laggs();
                 Flow::Continue
             }
         };
-        self.monitor.poll(Instant::now().into_std());
+        self.table.poll(Instant::now().into_std());
         if self.flush().await == Flow::Stop {
             return Flow::Stop;
         }
         flow
     }
 
-    /// Performs the reads the monitor wants until it wants none.
+    /// Performs the reads the table wants until it wants none.
     async fn do_work(&mut self) -> Flow {
         for _ in 0..WORK_ROUNDS {
-            let work = self.monitor.take_work();
+            let work = self.table.take_work();
             if work.is_empty() {
                 return Flow::Continue;
             }
@@ -274,11 +260,11 @@ where
             }
             for name in &work.interfaces {
                 let read = self.kernel.interface(name);
-                self.outbox.extend(self.monitor.on_interface(name, read));
+                self.outbox.extend(self.table.on_interface(name, read));
             }
             for name in &work.laggs {
                 let read = self.kernel.read_lagg(name);
-                self.outbox.extend(self.monitor.on_lagg(name, read));
+                self.outbox.extend(self.table.on_lagg(name, read));
             }
             if self.flush().await == Flow::Stop {
                 return Flow::Stop;
@@ -317,8 +303,7 @@ where
             })
             .collect();
         tracing::debug!("read all interfaces");
-        self.outbox
-            .extend(self.monitor.on_resync(interfaces, laggs));
+        self.outbox.extend(self.table.on_resync(interfaces, laggs));
     }
 
     /// A read of the routing socket, then whatever else is queued.
@@ -348,14 +333,14 @@ where
         let error = match read {
             Ok(bytes) => {
                 self.read_errors = 0;
-                self.outbox.extend(self.monitor.on_read(&bytes));
+                self.outbox.extend(self.table.on_read(&bytes));
                 self.confirm_claims();
                 return Flow::Continue;
             }
             Err(error) => error,
         };
         if error.raw_os_error() == Some(libc::ENOBUFS) {
-            if self.monitor.messages_lost() {
+            if self.table.messages_lost() {
                 tracing::warn!(
                     "routing socket overflowed, messages lost; re-reading all interfaces"
                 );
@@ -371,7 +356,7 @@ where
             return Flow::Stop;
         }
         tracing::warn!("reading the routing socket failed: {error}; re-reading all interfaces");
-        self.monitor.messages_lost();
+        self.table.messages_lost();
         Flow::Continue
     }
 
@@ -379,20 +364,19 @@ where
     /// right after the message, so that only the kernel's own state moves
     /// a port and the read is as close to the message as it can be.
     fn confirm_claims(&mut self) {
-        for claim in self.monitor.take_claims() {
+        for claim in self.table.take_claims() {
             let read = self.kernel.interface(&claim.name);
-            self.outbox
-                .extend(self.monitor.on_confirmation(&claim, read));
+            self.outbox.extend(self.table.on_confirmation(&claim, read));
         }
         self.foreign
-            .store(self.monitor.foreign_messages(), Ordering::Relaxed);
+            .store(self.table.foreign_messages(), Ordering::Relaxed);
     }
 
     /// A daemon request, or `None` when the daemon dropped its handle.
     fn on_request(&mut self, request: Option<Request>) -> Flow {
         match request {
             None => return Flow::Stop,
-            Some(Request::Resync) => self.monitor.request_resync(),
+            Some(Request::Resync) => self.table.request_resync(),
             Some(Request::SetActive { group, port, reply }) => self.set_active(group, port, reply),
             Some(Request::SetAdminUp {
                 group,
@@ -422,7 +406,7 @@ where
         port: String,
         reply: oneshot::Sender<Result<(), String>>,
     ) {
-        if self.monitor.is_settling(&lagg) {
+        if self.table.is_settling(&lagg) {
             let _ = reply.send(Err(format!(
                 "{lagg} is still settling after a reorder; try again later"
             )));
@@ -441,7 +425,7 @@ where
         }
         let steps: Vec<String> = plan.iter().map(ToString::to_string).collect();
         tracing::info!("{lagg}: making {port} MASTER: {}", steps.join(", "));
-        self.monitor.begin_settle(&lagg, Instant::now().into_std());
+        self.table.begin_settle(&lagg, Instant::now().into_std());
         let result = enforce::execute_restore(&mut self.kernel, &lagg, &port, &plan);
         if let Err(error) = &result {
             tracing::warn!("{lagg}: making {port} MASTER failed: {error}");
@@ -461,7 +445,7 @@ where
                 return Flow::Stop;
             }
         }
-        for lagg in self.monitor.take_settled() {
+        for lagg in self.table.take_settled() {
             let (done, waiting) = std::mem::take(&mut self.pending)
                 .into_iter()
                 .partition(|pending| pending.lagg == lagg);

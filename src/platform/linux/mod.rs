@@ -38,7 +38,7 @@ use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
-use super::{PlatformHandle, Request, Update, UPDATE_QUEUE};
+use super::{context, Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 use table::LinkTable;
 
 /// How the link monitor is set up.
@@ -61,9 +61,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Requests the daemon may queue before it waits for the platform.
-const REQUEST_QUEUE: usize = 64;
 
 /// Size of the datagram buffer: kernel dump chunks stay below 32 KiB and a
 /// single notification is far smaller. A datagram that does not fit is
@@ -95,7 +92,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
     let (update_tx, update_rx) = mpsc::channel(UPDATE_QUEUE);
     let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
     let foreign_messages = Arc::new(AtomicU64::new(0));
-    let monitor = Monitor {
+    let task = LinkTask {
         socket,
         table,
         buffer: vec![0; DATAGRAM_BUFFER],
@@ -104,7 +101,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
         updates: update_tx,
         requests: request_rx,
     };
-    tokio::spawn(monitor.run());
+    tokio::spawn(task.run());
     Ok(PlatformHandle {
         updates: update_rx,
         requests: request_tx,
@@ -182,13 +179,8 @@ fn dump_request(seq: u32) -> Vec<u8> {
     bytes
 }
 
-/// Prefix an I/O error with what was being done.
-fn context(what: &'static str) -> impl Fn(io::Error) -> io::Error {
-    move |error| io::Error::new(error.kind(), format!("{what}: {error}"))
-}
-
-/// The running monitor: the socket, the table and the daemon's channels.
-struct Monitor {
+/// The I/O driver of the link monitor: the socket, the table and the daemon's channels.
+struct LinkTask {
     socket: AsyncFd<Socket>,
     table: LinkTable,
     buffer: Vec<u8>,
@@ -200,20 +192,13 @@ struct Monitor {
     requests: mpsc::Receiver<Request>,
 }
 
-/// What woke the monitor up.
+/// What woke the task up.
 enum Wakeup {
     Datagram(io::Result<Datagram>),
     Request(Option<Request>),
 }
 
-/// Whether the monitor goes on after handling a wakeup.
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
-}
-
-impl Monitor {
+impl LinkTask {
     /// The event loop.
     async fn run(mut self) {
         loop {

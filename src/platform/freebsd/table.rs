@@ -14,11 +14,11 @@
 //! or one of its members (lagg sends no message of its own about failover
 //! or membership), after a port turned lagg member, on arrival of an
 //! interface, when the platform's lagg poll asks
-//! ([`Monitor::reread_laggs`]), on the daemon's resync and after lost
+//! ([`LaggTable::reread_laggs`]), on the daemon's resync and after lost
 //! messages (full read).
 //!
 //! Reorders: making a port MASTER removes and re-adds ports, whose links
-//! bounce. From [`Monitor::begin_settle`] until the lagg has settled, the
+//! bounce. From [`LaggTable::begin_settle`] until the lagg has settled, the
 //! Link updates of its ports (and of the lagg itself) and its Aggregate
 //! updates are held back; the state is still tracked. The window closes
 //! once `min` has passed and every port is back in the link state it had
@@ -30,9 +30,9 @@
 //! say who sent one. An `RTM_IFINFO` that would change an interface's link
 //! state is therefore not applied but returned as a [`Claim`]; the platform
 //! task reads the interface (`SIOCGIFFLAGS`, `SIOCGIFDATA`) at once and
-//! hands the result to [`Monitor::on_confirmation`], which believes the
+//! hands the result to [`LaggTable::on_confirmation`], which believes the
 //! read. A message the read contradicts moves nothing and is counted
-//! ([`Monitor::foreign_messages`]).
+//! ([`LaggTable::foreign_messages`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -55,17 +55,17 @@ pub struct SettleTime {
     pub max: Duration,
 }
 
-/// What the I/O layer must read next, from [`Monitor::take_work`].
+/// What the I/O layer must read next, from [`LaggTable::take_work`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Work {
     /// Read every interface and probe each for a lagg, then call
-    /// [`Monitor::on_resync`].
+    /// [`LaggTable::on_resync`].
     pub resync: bool,
     /// Read these interfaces (they attached), then call
-    /// [`Monitor::on_interface`] for each.
+    /// [`LaggTable::on_interface`] for each.
     pub interfaces: Vec<String>,
     /// Read these laggs, or interfaces that may be laggs, with `SIOCGLAGG`
-    /// (after the interfaces), then call [`Monitor::on_lagg`] for each.
+    /// (after the interfaces), then call [`LaggTable::on_lagg`] for each.
     pub laggs: Vec<String>,
 }
 
@@ -77,7 +77,7 @@ impl Work {
 }
 
 /// A link change an `RTM_IFINFO` announced and the interface's own state
-/// has not confirmed yet, from [`Monitor::take_claims`].
+/// has not confirmed yet, from [`LaggTable::take_claims`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     /// The interface's index.
@@ -108,7 +108,7 @@ struct Settle {
 
 /// The state machine; see the module documentation.
 #[derive(Debug)]
-pub struct Monitor {
+pub struct LaggTable {
     settle_time: SettleTime,
     /// Every interface with known state, by index.
     interfaces: BTreeMap<u32, Interface>,
@@ -131,10 +131,10 @@ pub struct Monitor {
     version_warned: bool,
 }
 
-impl Monitor {
-    /// A monitor that knows nothing yet and wants a full read.
-    pub fn new(settle_time: SettleTime) -> Monitor {
-        Monitor {
+impl LaggTable {
+    /// A table that knows nothing yet and wants a full read.
+    pub fn new(settle_time: SettleTime) -> LaggTable {
+        LaggTable {
             settle_time,
             interfaces: BTreeMap::new(),
             arrived: BTreeMap::new(),
@@ -152,7 +152,7 @@ impl Monitor {
         }
     }
 
-    /// What must be read now; the monitor forgets it was wanted.
+    /// What must be read now; the table forgets it was wanted.
     pub fn take_work(&mut self) -> Work {
         Work {
             resync: std::mem::take(&mut self.want_resync),
@@ -165,7 +165,7 @@ impl Monitor {
 
     /// The link changes routing messages claimed since the last call: read
     /// each interface now and pass the result to
-    /// [`on_confirmation`](Monitor::on_confirmation) before anything else.
+    /// [`on_confirmation`](LaggTable::on_confirmation) before anything else.
     pub fn take_claims(&mut self) -> Vec<Claim> {
         std::mem::take(&mut self.claims).into_values().collect()
     }
@@ -444,7 +444,7 @@ impl Monitor {
         }
     }
 
-    /// When [`poll`](Monitor::poll) should be called next, if a window is
+    /// When [`poll`](LaggTable::poll) should be called next, if a window is
     /// open.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.settling
@@ -662,7 +662,7 @@ impl Monitor {
         Some(Update::Link(link))
     }
 
-    /// [`sync_link`](Monitor::sync_link) for the interfaces named.
+    /// [`sync_link`](LaggTable::sync_link) for the interfaces named.
     fn sync_links_named(&mut self, names: impl IntoIterator<Item = String>) -> Vec<Update> {
         let indexes: Vec<u32> = names
             .into_iter()
@@ -804,9 +804,9 @@ mod tests {
     const MASTER_ACTIVE: u32 = LAGG_PORT_MASTER | LAGG_PORT_ACTIVE;
 
     /// em0 (2) and bge0 (3) in lagg0 (4), em0 MASTER and ACTIVE.
-    fn started() -> Monitor {
-        let mut monitor = Monitor::new(SETTLE);
-        assert!(monitor.take_work().resync);
+    fn started() -> LaggTable {
+        let mut table = LaggTable::new(SETTLE);
+        assert!(table.take_work().resync);
         let interfaces = vec![
             interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
             interface(3, "bge0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
@@ -816,10 +816,10 @@ mod tests {
             "lagg0".to_owned(),
             failover(&[("em0", MASTER_ACTIVE), ("bge0", 0)]),
         )];
-        let updates = monitor.on_resync(interfaces, laggs);
+        let updates = table.on_resync(interfaces, laggs);
         assert_eq!(updates.len(), 2, "{updates:?}");
-        assert!(monitor.take_work().is_empty());
-        monitor
+        assert!(table.take_work().is_empty());
+        table
     }
 
     fn ifinfo(index: u16, link_state: u8, if_type: u8) -> RouteMessage {
@@ -833,7 +833,7 @@ mod tests {
 
     /// A message the kernel sent: every link change it claims is
     /// confirmed by a read that agrees with it, as the platform task does.
-    fn believed(monitor: &mut Monitor, message: RouteMessage) -> Vec<Update> {
+    fn believed(table: &mut LaggTable, message: RouteMessage) -> Vec<Update> {
         let RouteMessage::IfInfo {
             flags,
             link_state,
@@ -841,10 +841,10 @@ mod tests {
             ..
         } = message
         else {
-            return monitor.on_message(message);
+            return table.on_message(message);
         };
-        let mut updates = monitor.on_message(message);
-        for claim in monitor.take_claims() {
+        let mut updates = table.on_message(message);
+        for claim in table.take_claims() {
             let read = Interface {
                 index: claim.index,
                 name: claim.name.clone(),
@@ -852,30 +852,30 @@ mod tests {
                 link_state,
                 if_type,
             };
-            updates.extend(monitor.on_confirmation(&claim, Ok(read)));
+            updates.extend(table.on_confirmation(&claim, Ok(read)));
         }
         updates
     }
 
     #[test]
     fn a_repeated_state_is_reported_once() {
-        let mut monitor = started();
-        let down = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let mut table = started();
+        let down = believed(&mut table, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert_eq!(links(&down), [("em0".to_owned(), LinkState::Down)]);
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
-        let again = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
+        let again = believed(&mut table, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert!(again.is_empty());
         // Still worth a lagg read: lagg may have changed its mind anyway.
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
     }
 
     #[test]
     fn a_link_change_waits_for_the_interface_to_confirm_it() {
-        let mut monitor = started();
-        let updates = monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let mut table = started();
+        let updates = table.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert!(updates.is_empty(), "nothing before the read: {updates:?}");
-        assert!(monitor.take_work().is_empty(), "not even a lagg read");
-        let claims = monitor.take_claims();
+        assert!(table.take_work().is_empty(), "not even a lagg read");
+        let claims = table.take_claims();
         assert_eq!(
             claims,
             [Claim {
@@ -885,113 +885,113 @@ mod tests {
             }]
         );
         let read = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
-        let updates = monitor.on_confirmation(&claims[0], Ok(read));
+        let updates = table.on_confirmation(&claims[0], Ok(read));
         assert_eq!(links(&updates), [("em0".to_owned(), LinkState::Down)]);
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
-        assert_eq!(monitor.foreign_messages(), 0);
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
+        assert_eq!(table.foreign_messages(), 0);
         // No change, nothing to confirm.
-        assert!(monitor
+        assert!(table
             .on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG))
             .is_empty());
-        assert!(monitor.take_claims().is_empty());
+        assert!(table.take_claims().is_empty());
     }
 
     #[test]
     fn a_link_change_the_interface_contradicts_moves_nothing() {
-        let mut monitor = started();
+        let mut table = started();
         // A message says em0 lost carrier; em0 itself says it has it.
-        monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
-        let claims = monitor.take_claims();
+        table.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let claims = table.take_claims();
         let read = interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG);
-        let updates = monitor.on_confirmation(&claims[0], Ok(read));
+        let updates = table.on_confirmation(&claims[0], Ok(read));
         assert!(updates.is_empty(), "{updates:?}");
-        assert_eq!(monitor.foreign_messages(), 1);
+        assert_eq!(table.foreign_messages(), 1);
         // The state kept is the interface's: the true loss is news.
-        let updates = believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let updates = believed(&mut table, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
         assert_eq!(links(&updates), [("em0".to_owned(), LinkState::Down)]);
         // A forged "back up" is refused the same way.
-        monitor.on_message(ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
-        let claims = monitor.take_claims();
+        table.on_message(ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        let claims = table.take_claims();
         let read = interface(2, "em0", LINK_STATE_DOWN, IFT_IEEE8023ADLAG);
-        assert!(monitor.on_confirmation(&claims[0], Ok(read)).is_empty());
-        assert_eq!(monitor.foreign_messages(), 2);
+        assert!(table.on_confirmation(&claims[0], Ok(read)).is_empty());
+        assert_eq!(table.foreign_messages(), 2);
     }
 
     #[test]
     fn a_claim_that_cannot_be_read_is_not_believed() {
-        let mut monitor = started();
-        monitor.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
-        let claims = monitor.take_claims();
+        let mut table = started();
+        table.on_message(ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        let claims = table.take_claims();
         // Gone: its departure is on its way.
         let gone = io::Error::from_raw_os_error(libc::ENXIO);
-        assert!(monitor.on_confirmation(&claims[0], Err(gone)).is_empty());
-        assert!(monitor.take_work().is_empty());
+        assert!(table.on_confirmation(&claims[0], Err(gone)).is_empty());
+        assert!(table.take_work().is_empty());
         // Any other failure: a full read decides.
         let failed = io::Error::from_raw_os_error(libc::EIO);
-        assert!(monitor.on_confirmation(&claims[0], Err(failed)).is_empty());
-        assert!(monitor.take_work().resync);
+        assert!(table.on_confirmation(&claims[0], Err(failed)).is_empty());
+        assert!(table.take_work().resync);
         // Another interface under that name now: a full read too.
         let renamed = interface(9, "em0", LINK_STATE_DOWN, IFT_ETHER);
-        assert!(monitor.on_confirmation(&claims[0], Ok(renamed)).is_empty());
-        assert!(monitor.take_work().resync);
-        assert_eq!(monitor.foreign_messages(), 0);
-        let updates = monitor.on_message(ifinfo(3, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        assert!(table.on_confirmation(&claims[0], Ok(renamed)).is_empty());
+        assert!(table.take_work().resync);
+        assert_eq!(table.foreign_messages(), 0);
+        let updates = table.on_message(ifinfo(3, LINK_STATE_UP, IFT_IEEE8023ADLAG));
         assert!(updates.is_empty(), "bge0 unchanged");
     }
 
     #[test]
     fn an_unchanged_lagg_read_reports_nothing() {
-        let mut monitor = started();
+        let mut table = started();
         let state = failover(&[("em0", MASTER_ACTIVE), ("bge0", 0)]);
-        assert!(monitor.on_lagg("lagg0", Ok(state)).is_empty());
+        assert!(table.on_lagg("lagg0", Ok(state)).is_empty());
     }
 
     #[test]
     fn an_unknown_index_asks_for_a_full_read() {
-        let mut monitor = started();
-        assert!(monitor
+        let mut table = started();
+        assert!(table
             .on_message(ifinfo(77, LINK_STATE_UP, IFT_ETHER))
             .is_empty());
-        assert!(monitor.take_work().resync);
+        assert!(table.take_work().resync);
     }
 
     #[test]
     fn a_port_turning_lagg_member_rereads_every_lagg() {
-        let mut monitor = started();
+        let mut table = started();
         // igb0 arrives, is read, then turns up as a lagg member.
-        monitor.on_message(RouteMessage::IfAnnounce {
+        table.on_message(RouteMessage::IfAnnounce {
             index: 5,
             name: "igb0".into(),
             arrival: true,
         });
-        let work = monitor.take_work();
+        let work = table.take_work();
         assert_eq!(
             (work.interfaces, work.laggs),
             (vec!["igb0".to_owned()], vec!["igb0".to_owned()])
         );
-        let read = monitor.on_interface("igb0", Ok(interface(5, "igb0", LINK_STATE_UP, IFT_ETHER)));
+        let read = table.on_interface("igb0", Ok(interface(5, "igb0", LINK_STATE_UP, IFT_ETHER)));
         assert_eq!(links(&read), [("igb0".to_owned(), LinkState::Up)]);
-        assert!(monitor
+        assert!(table
             .on_lagg("igb0", Err(io::Error::from_raw_os_error(libc::EINVAL)))
             .is_empty());
-        assert!(monitor
+        assert!(table
             .on_message(ifinfo(5, LINK_STATE_UP, IFT_ETHER))
             .is_empty());
-        assert!(monitor.take_work().is_empty(), "not a member, not a lagg");
-        believed(&mut monitor, ifinfo(5, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
+        assert!(table.take_work().is_empty(), "not a member, not a lagg");
+        believed(&mut table, ifinfo(5, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
     }
 
     #[test]
     fn an_arrival_already_seen_by_the_full_read_is_only_reread() {
-        let mut monitor = started();
-        let updates = monitor.on_message(RouteMessage::IfAnnounce {
+        let mut table = started();
+        let updates = table.on_message(RouteMessage::IfAnnounce {
             index: 2,
             name: "em0".into(),
             arrival: true,
         });
         assert!(updates.is_empty());
-        let updates = monitor.on_interface(
+        let updates = table.on_interface(
             "em0",
             Ok(interface(2, "em0", LINK_STATE_UP, IFT_IEEE8023ADLAG)),
         );
@@ -1000,9 +1000,9 @@ mod tests {
 
     #[test]
     fn a_rename_departs_the_old_name() {
-        let mut monitor = started();
+        let mut table = started();
         // The departure of bge0 was lost; index 3 arrives as "uplink0".
-        let updates = monitor.on_message(RouteMessage::IfAnnounce {
+        let updates = table.on_message(RouteMessage::IfAnnounce {
             index: 3,
             name: "uplink0".into(),
             arrival: true,
@@ -1014,7 +1014,7 @@ mod tests {
                 name: "bge0".into()
             }]
         );
-        let updates = monitor.on_interface(
+        let updates = table.on_interface(
             "uplink0",
             Ok(interface(3, "uplink0", LINK_STATE_UP, IFT_ETHER)),
         );
@@ -1023,57 +1023,57 @@ mod tests {
 
     #[test]
     fn an_interface_gone_before_its_read_is_forgotten() {
-        let mut monitor = started();
-        monitor.on_message(RouteMessage::IfAnnounce {
+        let mut table = started();
+        table.on_message(RouteMessage::IfAnnounce {
             index: 9,
             name: "tap0".into(),
             arrival: true,
         });
-        monitor.take_work();
-        let updates = monitor.on_interface("tap0", Err(io::Error::from_raw_os_error(libc::ENXIO)));
+        table.take_work();
+        let updates = table.on_interface("tap0", Err(io::Error::from_raw_os_error(libc::ENXIO)));
         assert!(updates.is_empty());
-        assert!(monitor.take_work().is_empty());
+        assert!(table.take_work().is_empty());
         // Its departure reports nothing: the daemon never heard of it.
-        let updates = monitor.on_message(RouteMessage::IfAnnounce {
+        let updates = table.on_message(RouteMessage::IfAnnounce {
             index: 9,
             name: "tap0".into(),
             arrival: false,
         });
         assert!(updates.is_empty());
         // Other read errors are worth a full read.
-        monitor.on_interface("em0", Err(io::Error::from_raw_os_error(libc::EIO)));
-        assert!(monitor.take_work().resync);
+        table.on_interface("em0", Err(io::Error::from_raw_os_error(libc::EIO)));
+        assert!(table.take_work().resync);
     }
 
     #[test]
     fn lost_messages_are_news_once() {
-        let mut monitor = started();
-        assert!(monitor.messages_lost());
-        assert!(!monitor.messages_lost());
-        assert!(monitor.take_work().resync);
-        assert!(monitor.messages_lost());
+        let mut table = started();
+        assert!(table.messages_lost());
+        assert!(!table.messages_lost());
+        assert!(table.take_work().resync);
+        assert!(table.messages_lost());
     }
 
     #[test]
     fn bad_messages_ask_for_a_full_read_but_foreign_versions_do_not() {
-        let mut monitor = started();
+        let mut table = started();
         let mut bytes = ifinfo(2, LINK_STATE_DOWN, IFT_ETHER).to_bytes();
         bytes[2] = 6;
-        assert!(monitor.on_read(&bytes).is_empty());
-        assert!(monitor.on_read(&bytes).is_empty());
-        assert!(monitor.take_work().is_empty());
+        assert!(table.on_read(&bytes).is_empty());
+        assert!(table.on_read(&bytes).is_empty());
+        assert!(table.take_work().is_empty());
         bytes[2] = 5;
-        assert!(monitor.on_read(&bytes[..100]).is_empty());
-        assert!(monitor.take_work().resync);
+        assert!(table.on_read(&bytes[..100]).is_empty());
+        assert!(table.take_work().resync);
         // Other types are skipped quietly.
-        assert!(monitor.on_read(&[8, 0, 5, 1, 0, 0, 0, 0]).is_empty());
-        assert!(monitor.take_work().is_empty());
+        assert!(table.on_read(&[8, 0, 5, 1, 0, 0, 0, 0]).is_empty());
+        assert!(table.take_work().is_empty());
     }
 
     #[test]
     fn a_lagg_that_fails_to_read_is_gone() {
-        let mut monitor = started();
-        let updates = monitor.on_lagg("lagg0", Err(io::Error::from_raw_os_error(libc::ENXIO)));
+        let mut table = started();
+        let updates = table.on_lagg("lagg0", Err(io::Error::from_raw_os_error(libc::ENXIO)));
         assert_eq!(
             updates[0],
             Update::AggregateGone {
@@ -1095,21 +1095,21 @@ mod tests {
     #[test]
     fn the_settle_window_waits_min_then_for_the_ports_at_most_max() {
         let start = Instant::now();
-        let mut monitor = started();
-        monitor.begin_settle("lagg0", start);
-        assert!(monitor.is_settling("lagg0"));
-        assert_eq!(monitor.next_deadline(start), Some(start + SETTLE.min));
+        let mut table = started();
+        table.begin_settle("lagg0", start);
+        assert!(table.is_settling("lagg0"));
+        assert_eq!(table.next_deadline(start), Some(start + SETTLE.min));
         // em0 bounces: held back.
-        assert!(believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG)).is_empty());
-        monitor.take_work();
+        assert!(believed(&mut table, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG)).is_empty());
+        table.take_work();
         let after_min = start + SETTLE.min;
-        monitor.poll(after_min);
-        assert!(monitor.take_work().is_empty(), "em0 is not back yet");
-        assert_eq!(monitor.next_deadline(after_min), Some(start + SETTLE.max));
-        monitor.poll(start + SETTLE.max);
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
-        assert_eq!(monitor.next_deadline(start + SETTLE.max), None);
-        let updates = monitor.on_lagg(
+        table.poll(after_min);
+        assert!(table.take_work().is_empty(), "em0 is not back yet");
+        assert_eq!(table.next_deadline(after_min), Some(start + SETTLE.max));
+        table.poll(start + SETTLE.max);
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
+        assert_eq!(table.next_deadline(start + SETTLE.max), None);
+        let updates = table.on_lagg(
             "lagg0",
             Ok(failover(&[
                 ("em0", LAGG_PORT_MASTER),
@@ -1120,44 +1120,44 @@ mod tests {
         assert!(
             matches!(updates.last(), Some(Update::Aggregate(a)) if a.active.as_deref() == Some("bge0"))
         );
-        assert_eq!(monitor.take_settled(), ["lagg0"]);
-        assert!(!monitor.is_settling("lagg0"));
+        assert_eq!(table.take_settled(), ["lagg0"]);
+        assert!(!table.is_settling("lagg0"));
     }
 
     #[test]
     fn the_settle_window_closes_after_min_once_the_ports_are_back() {
         let start = Instant::now();
-        let mut monitor = started();
-        monitor.begin_settle("lagg0", start);
-        believed(&mut monitor, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
-        believed(&mut monitor, ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
-        monitor.take_work();
-        monitor.poll(start + SETTLE.min / 2);
-        assert!(monitor.take_work().is_empty(), "min has not passed");
-        monitor.poll(start + SETTLE.min);
-        assert_eq!(monitor.take_work().laggs, ["lagg0"]);
+        let mut table = started();
+        table.begin_settle("lagg0", start);
+        believed(&mut table, ifinfo(2, LINK_STATE_DOWN, IFT_IEEE8023ADLAG));
+        believed(&mut table, ifinfo(2, LINK_STATE_UP, IFT_IEEE8023ADLAG));
+        table.take_work();
+        table.poll(start + SETTLE.min / 2);
+        assert!(table.take_work().is_empty(), "min has not passed");
+        table.poll(start + SETTLE.min);
+        assert_eq!(table.take_work().laggs, ["lagg0"]);
         // A fresh Aggregate even though nothing changed.
-        let updates = monitor.on_lagg(
+        let updates = table.on_lagg(
             "lagg0",
             Ok(failover(&[("em0", MASTER_ACTIVE), ("bge0", 0)])),
         );
         assert_eq!(updates.len(), 1);
         assert!(matches!(&updates[0], Update::Aggregate(a) if a.primary.as_deref() == Some("em0")));
-        assert_eq!(monitor.take_settled(), ["lagg0"]);
+        assert_eq!(table.take_settled(), ["lagg0"]);
     }
 
     #[test]
     fn a_full_read_during_the_window_shows_what_was_reported() {
         let start = Instant::now();
-        let mut monitor = started();
-        monitor.begin_settle("lagg0", start);
+        let mut table = started();
+        table.begin_settle("lagg0", start);
         let interfaces = vec![
             interface(2, "em0", LINK_STATE_DOWN, IFT_ETHER),
             interface(3, "bge0", LINK_STATE_UP, IFT_IEEE8023ADLAG),
             interface(4, "lagg0", LINK_STATE_UP, IFT_ETHER),
         ];
         let laggs = vec![("lagg0".to_owned(), failover(&[("bge0", MASTER_ACTIVE)]))];
-        let updates = monitor.on_resync(interfaces, laggs);
+        let updates = table.on_resync(interfaces, laggs);
         let Update::Snapshot(snapshot) = &updates[0] else {
             panic!("snapshot first: {updates:?}");
         };
@@ -1166,6 +1166,6 @@ mod tests {
             panic!("aggregate second: {updates:?}");
         };
         assert_eq!(aggregate.members, ["em0", "bge0"], "as last reported");
-        assert!(monitor.is_settling("lagg0"));
+        assert!(table.is_settling("lagg0"));
     }
 }
