@@ -242,27 +242,20 @@ say "booting $(basename "$kernel") ($accel)"
 started=$(date +%s)
 # QEMU reopens this process's stdout and stderr by their /proc paths: on
 # a regular file that starts a second write offset over the first, so its
-# output goes through a pipe, and the exit status through a file. Its
-# stdin may be closed under CI. The VM runs in its own process group, in
-# the background, so that an interrupted run can end it (see cleanup).
-result=$scratch/status
-{
-    status=0
-    setsid timeout --kill-after=10 600 vng --run "$kernel" --force-9p ${accel_flag:+"$accel_flag"} \
-        --cpus 2 --memory 1G --append "modprobe.blacklist=$unused" \
-        -- sh -c "$guest" </dev/null 2>&1 &
-    echo "$!" > "$scratch/vm"
-    wait "$!" || status=$?
-    # Quietly: an interrupted run has removed the scratch directory.
-    { echo "$status" > "$result"; } 2>/dev/null || true
-} | cat &
-piped=$!
-# The pipeline's subshell wrote the VM's pid; the trap needs it here.
-while [ ! -s "$scratch/vm" ] && kill -0 "$piped" 2>/dev/null; do sleep 0.1; done
-vm=$(cat "$scratch/vm" 2>/dev/null || true)
-wait "$piped" || true
+# output goes through a FIFO that cat copies out. Its stdin may be closed
+# under CI. The VM runs in its own session, in the background, so that an
+# interrupted run can end it (see cleanup).
+mkfifo "$scratch/output"
+cat "$scratch/output" &
+reader=$!
+status=0
+setsid timeout --kill-after=10 600 vng --run "$kernel" --force-9p ${accel_flag:+"$accel_flag"} \
+    --cpus 2 --memory 1G --append "modprobe.blacklist=$unused" \
+    -- sh -c "$guest" </dev/null >"$scratch/output" 2>&1 &
+vm=$!
+wait "$vm" || status=$?
 vm=
-status=$(cat "$result" 2>/dev/null || true)
+wait "$reader" || true
 now=$(date +%s)
-say "exit status ${status:-unknown} after $((now - started)) s in the VM, $((now - began)) s in all"
-exit "${status:-1}"
+say "exit status $status after $((now - started)) s in the VM, $((now - began)) s in all"
+exit "$status"

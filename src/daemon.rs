@@ -289,8 +289,9 @@ impl Pidfile {
         Ok(file)
     }
 
-    /// The pidfile's own checks: type, owner, one name.
-    fn check(path: &Path, file: &File) -> Result<(), String> {
+    /// The pidfile's own checks: type, owner, one name. Returns what it
+    /// read of the file.
+    fn check(path: &Path, file: &File) -> Result<std::fs::Metadata, String> {
         use std::os::unix::fs::MetadataExt;
 
         let at = path.display();
@@ -313,7 +314,7 @@ impl Pidfile {
                 metadata.nlink()
             ));
         }
-        Ok(())
+        Ok(metadata)
     }
 
     /// Locks `file`. A client checking whether a daemon runs holds the
@@ -345,10 +346,7 @@ impl Pidfile {
     fn still_named(path: &Path, file: &File) -> Result<bool, String> {
         use std::os::unix::fs::MetadataExt;
 
-        Pidfile::check(path, file)?;
-        let held = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let held = Pidfile::check(path, file)?;
         Ok(std::fs::symlink_metadata(path)
             .is_ok_and(|named| (named.dev(), named.ino()) == (held.dev(), held.ino())))
     }
@@ -629,15 +627,13 @@ impl Daemon {
             Err(message) => {
                 // One log line per problem, each with the prefix, so that
                 // syslog (one record per line) and grep keep the context.
-                let mut lines = message.lines().filter(|line| !line.trim().is_empty());
-                match lines.next() {
-                    None => tracing::error!("reload refused"),
-                    Some(first) => {
-                        tracing::error!("reload refused: {first}");
-                        for line in lines {
-                            tracing::error!("reload refused: {line}");
-                        }
-                    }
+                let mut logged = false;
+                for line in message.lines().filter(|line| !line.trim().is_empty()) {
+                    tracing::error!("reload refused: {line}");
+                    logged = true;
+                }
+                if !logged {
+                    tracing::error!("reload refused");
                 }
                 self.publish(What {
                     error: Some(message.clone()),

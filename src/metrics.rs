@@ -315,6 +315,16 @@ mod tests {
         }
     }
 
+    /// Fails, showing the whole text, unless every line is in it.
+    fn assert_has_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
     fn event(what: What) -> Event {
         Event {
             seq: 1,
@@ -333,22 +343,20 @@ mod tests {
             0,
             &ControlCounters::default(),
         );
-        for line in [
-            "laggmond_uptime_seconds 42",
-            "laggmond_group_healthy{group=\"lagg0\"} 0",
-            "laggmond_group_up{group=\"lagg0\"} 1",
-            "laggmond_port_active{group=\"lagg0\",port=\"em0\"} 0",
-            "laggmond_port_active{group=\"lagg0\",port=\"bge0\"} 1",
-            "laggmond_port_link_up{group=\"lagg0\",port=\"em0\"} 0",
-            "laggmond_port_damped{group=\"lagg0\",port=\"bge0\"} 1",
-            "laggmond_failovers_total{group=\"lagg0\",cause=\"preempt\"} 0",
-            "# TYPE laggmond_failovers_total counter",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_has_lines(
+            &text,
+            &[
+                "laggmond_uptime_seconds 42",
+                "laggmond_group_healthy{group=\"lagg0\"} 0",
+                "laggmond_group_up{group=\"lagg0\"} 1",
+                "laggmond_port_active{group=\"lagg0\",port=\"em0\"} 0",
+                "laggmond_port_active{group=\"lagg0\",port=\"bge0\"} 1",
+                "laggmond_port_link_up{group=\"lagg0\",port=\"em0\"} 0",
+                "laggmond_port_damped{group=\"lagg0\",port=\"bge0\"} 1",
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"preempt\"} 0",
+                "# TYPE laggmond_failovers_total counter",
+            ],
+        );
     }
 
     #[test]
@@ -372,17 +380,15 @@ mod tests {
             0,
             &ControlCounters::default(),
         );
-        for line in [
-            "laggmond_failovers_total{group=\"lagg0\",cause=\"link_down\"} 2",
-            "laggmond_port_flaps_total{group=\"lagg0\",port=\"em0\"} 2",
-            "laggmond_port_dampings_total{group=\"lagg0\",port=\"em0\"} 1",
-            "laggmond_events_total{kind=\"failover\"} 2",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_has_lines(
+            &text,
+            &[
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"link_down\"} 2",
+                "laggmond_port_flaps_total{group=\"lagg0\",port=\"em0\"} 2",
+                "laggmond_port_dampings_total{group=\"lagg0\",port=\"em0\"} 1",
+                "laggmond_events_total{kind=\"failover\"} 2",
+            ],
+        );
     }
 
     #[test]
@@ -394,16 +400,14 @@ mod tests {
             3,
             &ControlCounters::default(),
         );
-        for line in [
-            "# HELP laggmond_foreign_messages_total Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
-            "# TYPE laggmond_foreign_messages_total counter",
-            "laggmond_foreign_messages_total 3",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_has_lines(
+            &text,
+            &[
+                "# HELP laggmond_foreign_messages_total Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
+                "# TYPE laggmond_foreign_messages_total counter",
+                "laggmond_foreign_messages_total 3",
+            ],
+        );
     }
 
     #[test]

@@ -309,13 +309,16 @@ fn a_fifo_config_on_sighup_is_rejected_and_the_daemon_keeps_answering() {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .expect("mkfifo");
-    let seq = daemon.last_seq();
-    daemon.signal(Signal::SIGHUP);
-    let rejected = expect_event(&daemon, seq, "config_rejected", |e| {
-        e["kind"] == "config_rejected"
-    });
-    let error = rejected["error"].as_str().unwrap_or_default();
-    assert!(error.contains("is a FIFO, not a config file"), "{rejected}");
+    let refused_on_sighup = || {
+        let seq = daemon.last_seq();
+        daemon.signal(Signal::SIGHUP);
+        let rejected = expect_event(&daemon, seq, "config_rejected", |e| {
+            e["kind"] == "config_rejected"
+        });
+        let error = rejected["error"].as_str().unwrap_or_default();
+        assert!(error.contains("is a FIFO, not a config file"), "{rejected}");
+    };
+    refused_on_sighup();
 
     // Opening read-write does not wait for a reader, and keeps a writer.
     let _writer = fs::File::options()
@@ -323,13 +326,7 @@ fn a_fifo_config_on_sighup_is_rejected_and_the_daemon_keeps_answering() {
         .write(true)
         .open(files.config())
         .expect("hold the FIFO open");
-    let seq = daemon.last_seq();
-    daemon.signal(Signal::SIGHUP);
-    let rejected = expect_event(&daemon, seq, "config_rejected", |e| {
-        e["kind"] == "config_rejected"
-    });
-    let error = rejected["error"].as_str().unwrap_or_default();
-    assert!(error.contains("is a FIFO, not a config file"), "{rejected}");
+    refused_on_sighup();
     let reload = daemon.cli(&["reload"]);
     assert_eq!(reload.status.code(), Some(1), "{reload:?}");
     assert!(

@@ -105,15 +105,21 @@ fn bench() -> VethLab {
     bench
 }
 
+/// Starts a daemon and sends it `signal` the instant its pidfile names it.
+fn signalled_at_once(bench: &VethLab, signal: Signal) -> (Files, Starting) {
+    let files = Files::new();
+    files.write_config(GROUP);
+    let mut daemon = Starting::spawn(bench, &files);
+    daemon.wait_for_pidfile(&files);
+    daemon.signal(signal);
+    (files, daemon)
+}
+
 #[test]
 fn a_sighup_as_soon_as_the_pidfile_names_the_daemon_reloads_instead_of_killing() {
     let bench = bench();
     for start in 0..STARTS {
-        let files = Files::new();
-        files.write_config(GROUP);
-        let mut daemon = Starting::spawn(&bench, &files);
-        daemon.wait_for_pidfile(&files);
-        daemon.signal(Signal::SIGHUP);
+        let (files, mut daemon) = signalled_at_once(&bench, Signal::SIGHUP);
 
         let answered = common::wait_for(PROMPTLY, || {
             matches!(daemon.child.try_wait(), Ok(None))
@@ -141,11 +147,7 @@ fn a_sighup_as_soon_as_the_pidfile_names_the_daemon_reloads_instead_of_killing()
 fn a_sigterm_as_soon_as_the_pidfile_names_the_daemon_exits_cleanly() {
     let bench = bench();
     for start in 0..STARTS {
-        let files = Files::new();
-        files.write_config(GROUP);
-        let mut daemon = Starting::spawn(&bench, &files);
-        daemon.wait_for_pidfile(&files);
-        daemon.signal(Signal::SIGTERM);
+        let (files, mut daemon) = signalled_at_once(&bench, Signal::SIGTERM);
         let code = daemon.wait_exit();
         assert_eq!(code, Some(0), "start {start}; log:\n{}", log(&files));
         assert!(
