@@ -10,7 +10,7 @@ use crate::status::{GroupStatus, Link, PortStatus, Status};
 
 /// Counters kept from published events, across reloads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
+pub struct EventCounters {
     /// Events by kind.
     pub events: BTreeMap<Kind, u64>,
     /// Failovers by (group, cause).
@@ -21,7 +21,7 @@ pub struct Counters {
     pub dampings: BTreeMap<(String, String), u64>,
 }
 
-impl Counters {
+impl EventCounters {
     /// Counts one published event.
     pub fn count(&mut self, event: &Event) {
         let what = &event.what;
@@ -64,7 +64,7 @@ pub struct ControlCounters {
 /// not believe (see `PlatformHandle::foreign_messages`).
 pub fn render(
     status: &Status,
-    counters: &Counters,
+    counters: &EventCounters,
     hooks: &HookStats,
     foreign_messages: u64,
     control: &ControlCounters,
@@ -338,7 +338,7 @@ mod tests {
     fn gauges_follow_the_status() {
         let text = render(
             &status(),
-            &Counters::default(),
+            &EventCounters::default(),
             &HookStats::default(),
             0,
             &ControlCounters::default(),
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn counters_count_failovers_by_cause_and_flaps_by_port() {
-        let mut counters = Counters::default();
+        let mut counters = EventCounters::default();
         let failover = What {
             from: Some("em0".into()),
             to: Some("bge0".into()),
@@ -395,7 +395,7 @@ mod tests {
     fn foreign_messages_are_a_counter() {
         let text = render(
             &status(),
-            &Counters::default(),
+            &EventCounters::default(),
             &HookStats::default(),
             3,
             &ControlCounters::default(),

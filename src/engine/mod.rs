@@ -170,11 +170,11 @@ mod port;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Driver};
 use crate::event::{Kind, What};
 use crate::platform::kernel::{Aggregate, LinkState, Update};
 
@@ -233,6 +233,24 @@ pub struct Output {
     pub events: Vec<What>,
     /// What the daemon must ask of the kernel.
     pub actions: Vec<Action>,
+    /// What the operator should change in the kernel's settings, for the
+    /// daemon to log.
+    pub notices: Vec<Notice>,
+}
+
+/// A kernel setting that works against laggmond's policy. Said once per
+/// group, and again only after it was fixed and came back: advice for the
+/// log, not an event, since nothing happened to the traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The bond `group` moves traffic back to its own `primary` as soon as
+    /// that has link (`primary_reselect` `always` or `better`), racing
+    /// laggmond's `preempt_delay`. lagg always does this and cannot be told
+    /// otherwise, so only bonds are named.
+    KernelPreempts {
+        group: String,
+        primary: Option<String>,
+    },
 }
 
 /// The state of every group, and the rules that move it.
@@ -245,6 +263,9 @@ pub struct Engine {
     /// same however many groups there are.
     by_interface: HashMap<String, Vec<usize>>,
     interfaces: Interfaces,
+    /// Groups already given [`Notice::KernelPreempts`], by name, so that
+    /// a reload does not repeat it.
+    told_kernel_preempts: HashSet<String>,
 }
 
 /// What the engine knows of every interface, configured or not, and of
@@ -283,6 +304,7 @@ impl Engine {
             by_interface: index_by_interface(&groups),
             groups,
             interfaces: Interfaces::default(),
+            told_kernel_preempts: HashSet::new(),
         }
     }
 
@@ -423,6 +445,7 @@ impl Engine {
                 self.resync(now, out);
             }
             Update::Aggregate(view) => {
+                self.check_kernel_policy(&view, out);
                 let name = view.name.clone();
                 self.interfaces.aggregates.insert(name.clone(), view);
                 self.aggregate_changed(now, &name, out);
@@ -431,6 +454,24 @@ impl Engine {
                 self.interfaces.aggregates.remove(&name);
                 self.aggregate_changed(now, &name, out);
             }
+        }
+    }
+
+    /// Tells the operator once per group when the kernel would move
+    /// traffic back to its own primary by itself (see [`Notice`]); said
+    /// again only after the setting was fixed and came back.
+    fn check_kernel_policy(&mut self, view: &Aggregate, out: &mut Output) {
+        let Some(group) = self.config.groups.iter().find(|g| g.name == view.name) else {
+            return;
+        };
+        let fights = group.driver == Driver::Bond && group.enforce && view.kernel_preempts;
+        if !fights {
+            self.told_kernel_preempts.remove(&view.name);
+        } else if self.told_kernel_preempts.insert(view.name.clone()) {
+            out.notices.push(Notice::KernelPreempts {
+                group: view.name.clone(),
+                primary: view.primary.clone(),
+            });
         }
     }
 

@@ -59,7 +59,11 @@ fn lagg_view(members: &[&str], master: &str, active: Option<&str>) -> Aggregate 
 }
 
 fn output(events: Vec<What>, actions: Vec<Action>) -> Output {
-    Output { events, actions }
+    Output {
+        events,
+        actions,
+        notices: Vec::new(),
+    }
 }
 
 fn events(events: Vec<What>) -> Output {
@@ -102,6 +106,7 @@ impl Rig {
         let more = self.feed(0, view);
         out.events.extend(more.events);
         out.actions.extend(more.actions);
+        out.notices.extend(more.notices);
         out
     }
 
@@ -496,6 +501,51 @@ fn a_bond_primary_the_kernel_prefers_comes_back_by_itself_as_link_up() {
         events(vec![rig.failover("eth1", "eth0", Cause::LinkUp, None)])
     );
     assert_eq!(rig.deadline(), None);
+}
+
+/// A bond told to return to its primary by itself (`primary_reselect`
+/// `always`) races the hold-down: the operator hears so once, and again
+/// only after the setting was fixed and came back.
+#[test]
+fn a_bond_that_preempts_by_itself_is_named_once() {
+    let mut rig = bond(5_000, 4);
+    let told = Notice::KernelPreempts {
+        group: rig.name(),
+        primary: Some("eth0".to_owned()),
+    };
+    let out = rig.kernel(0, |view| {
+        view.primary = Some("eth0".to_owned());
+        view.kernel_preempts = true;
+    });
+    assert_eq!(out.notices, [told.clone()]);
+    assert_eq!(rig.kernel_active(1_000, Some("eth1")).notices, []);
+    assert_eq!(
+        rig.kernel(2_000, |view| view.kernel_preempts = false),
+        nothing()
+    );
+    let out = rig.kernel(3_000, |view| view.kernel_preempts = true);
+    assert_eq!(out.notices, [told]);
+}
+
+/// lagg always returns to its MASTER and cannot be told otherwise, and a
+/// bond laggmond does not enforce on is the kernel's to steer: no notice.
+#[test]
+fn only_an_enforced_bond_gets_the_kernel_preempts_notice() {
+    let mut rig = lagg(5_000, 4, "em0");
+    assert_eq!(
+        rig.kernel(1_000, |view| view.kernel_preempts = true),
+        nothing()
+    );
+
+    let mut conf = kernel_cfg(BOND, Driver::Bond, &["eth0", "eth1"], 5_000, 4);
+    conf.enforce = false;
+    let view = bond_view(&["eth0", "eth1"], Some("eth0"));
+    let mut rig = Rig::new(vec![conf], view).started(&[("eth0", true), ("eth1", true)]);
+    let out = rig.kernel(1_000, |view| {
+        view.primary = Some("eth0".to_owned());
+        view.kernel_preempts = true;
+    });
+    assert_eq!(out.notices, []);
 }
 
 // ---- external changes and the operator ------------------------------------
