@@ -517,7 +517,7 @@ fn a_bond_that_preempts_by_itself_is_named_once() {
         view.primary = Some("eth0".to_owned());
         view.kernel_preempts = true;
     });
-    assert_eq!(out.notices, [told.clone()]);
+    assert_eq!(out.notices, std::slice::from_ref(&told));
     assert_eq!(rig.kernel_active(1_000, Some("eth1")).notices, []);
     assert_eq!(
         rig.kernel(2_000, |view| view.kernel_preempts = false),
