@@ -30,12 +30,18 @@ impl Daemon {
                     ..
                 }) = done
                 {
-                    tracing::error!(target: LOG_TARGET, "could not bring {port} back into service: {error}");
+                    tracing::error!(
+                        target: LOG_TARGET,
+                        "could not bring {port} back into service: {error}"
+                    );
                 }
             }
         };
         if tokio::time::timeout(RELEASE_WAIT, answers).await.is_err() {
-            tracing::error!(target: LOG_TARGET, "the kernel did not answer in time; some ports may still be down");
+            tracing::error!(
+                target: LOG_TARGET,
+                "the kernel did not answer in time; some ports may still be down"
+            );
         }
     }
 

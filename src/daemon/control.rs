@@ -123,7 +123,10 @@ impl ControlSocket {
         match server::occupant(&self.path) {
             Ok(server::Occupant::Socket) => return,
             Ok(server::Occupant::Nothing) => {
-                tracing::warn!(target: LOG_TARGET, "control socket {at} vanished; binding it again");
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    "control socket {at} vanished; binding it again"
+                );
             }
             // Our own path, taken by something else: bind would refuse to
             // replace it, leaving clients locked out. It is moved aside

@@ -65,7 +65,10 @@ impl Daemon {
     /// Puts a new, valid config in force, keeping all state.
     fn replace_config(&mut self, config: Arc<Config>) {
         if config.socket != self.config.socket || config.socket_group != self.config.socket_group {
-            tracing::warn!(target: LOG_TARGET, "socket and socket_group changes take effect at restart");
+            tracing::warn!(
+                target: LOG_TARGET,
+                "socket and socket_group changes take effect at restart"
+            );
         }
         if config.resync_interval != self.config.resync_interval {
             self.resync = resync_timer(config.resync_interval);
