@@ -1,7 +1,8 @@
 //! The daemon: one task owns the engine and everything it knows.
 //!
 //! The loop `select!`s over kernel updates, the engine's deadline, the
-//! periodic resync, signals, control requests and answers to actions.
+//! periodic resync, signals and control requests; the kernel's answers to
+//! actions come with the updates, in order.
 //! Everything else (the control server, hooks, the platform) talks to it
 //! through channels, so there are no locks around the state.
 
@@ -17,7 +18,6 @@ use nix::sys::signal::{SigSet, Signal as Sig};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ use crate::history::History;
 use crate::hooks::{self, HookHandle};
 use crate::log::Logger;
 use crate::metrics::Counters;
-use crate::platform::{self, Aggregate, PlatformHandle, Update};
+use crate::platform::{self, Aggregate, Answer, PlatformHandle, Update};
 use crate::status::{FailoverStatus, Status};
 
 /// Exit status for a configuration error (sysexits `EX_CONFIG`).
@@ -380,7 +380,6 @@ pub struct Daemon {
     control: ControlSocket,
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
-    actions: JoinSet<Input>,
     /// Config reads for SIGHUP and `reload`, off the loop.
     reloads: Reloads,
     /// The slow periodic full resync with the kernel.
@@ -425,7 +424,6 @@ impl Daemon {
             control,
             control_rx,
             control_tx,
-            actions: JoinSet::new(),
             reloads: Reloads::default(),
             warned: HashSet::new(),
             shutdown,
@@ -457,10 +455,6 @@ impl Daemon {
                 Some(request) = self.control_rx.recv() => self.answer(request),
                 _ = hup.recv() => self.reload(None),
                 (outcome, waiting) = self.reloads.finished() => self.reloaded(outcome, waiting),
-                Some(done) = self.actions.join_next() => match done {
-                    Ok(input) => self.feed(input),
-                    Err(e) => tracing::error!("action task failed: {e}"),
-                },
             }
         };
         self.stop().await;
@@ -484,16 +478,34 @@ impl Daemon {
         if output.actions.is_empty() {
             return;
         }
-        self.apply(output);
-        let answers = async {
-            while let Some(done) = self.actions.join_next().await {
-                if let Ok(Input::ActionDone {
+        for what in output.events {
+            self.publish(what);
+        }
+        let mut sent = 0;
+        for action in output.actions {
+            match self.send_action(action) {
+                Ok(()) => sent += 1,
+                Err(Answer {
                     port,
                     result: Err(error),
                     ..
-                }) = done
-                {
-                    tracing::error!("could not bring {port} back into service: {error}");
+                }) => tracing::error!("could not bring {port} back into service: {error}"),
+                Err(_) => {}
+            }
+        }
+        // Answers come on the update stream; the other updates no longer
+        // matter once the loop has ended.
+        let answers = async {
+            let mut answered = 0;
+            while answered < sent {
+                let Some(update) = self.platform.updates.recv().await else {
+                    break;
+                };
+                if let Update::Answer(Answer { port, result, .. }) = update {
+                    answered += 1;
+                    if let Err(error) = result {
+                        tracing::error!("could not bring {port} back into service: {error}");
+                    }
                 }
             }
         };
@@ -511,13 +523,21 @@ impl Daemon {
         self.apply(output);
     }
 
-    /// Publishes the engine's events and starts its actions.
+    /// Publishes the engine's events and sends its actions. An action the
+    /// platform could not take is answered here, after all of them are
+    /// sent, so the engine never sees an answer in the middle of its own
+    /// output.
     fn apply(&mut self, output: Output) {
         for what in output.events {
             self.publish(what);
         }
-        for action in output.actions {
-            self.start_action(action);
+        let refused: Vec<Answer> = output
+            .actions
+            .into_iter()
+            .filter_map(|action| self.send_action(action).err())
+            .collect();
+        for answer in refused {
+            self.feed(Input::Platform(Update::Answer(answer)));
         }
     }
 
@@ -545,41 +565,33 @@ impl Daemon {
         }
     }
 
-    /// Sends an action to the platform; its answer comes back through
-    /// `actions` as an [`Input::ActionDone`].
-    fn start_action(&mut self, action: Action) {
-        let (reply, answer) = oneshot::channel();
+    /// Sends an action to the platform, whose answer comes later as an
+    /// [`Update::Answer`]; when the request cannot even be queued, the
+    /// answer that says why is returned instead.
+    fn send_action(&mut self, action: Action) -> Result<(), Answer> {
         let (group, port, request) = match action {
             Action::SetActive { group, port } => (
                 group.clone(),
                 port.clone(),
-                platform::Request::SetActive { group, port, reply },
+                platform::Request::SetActive { group, port },
             ),
             Action::SetAdminUp { group, port, up } => (
                 group.clone(),
                 port.clone(),
-                platform::Request::SetAdminUp {
-                    group,
-                    port,
-                    up,
-                    reply,
-                },
+                platform::Request::SetAdminUp { group, port, up },
             ),
         };
-        let sent = self.platform.requests.try_send(request);
-        self.actions.spawn(async move {
-            let result = match sent {
-                Ok(()) => answer
-                    .await
-                    .unwrap_or_else(|_| Err("the kernel monitor stopped".to_owned())),
-                Err(_) => Err("the kernel monitor is busy".to_owned()),
+        self.platform.requests.try_send(request).map_err(|error| {
+            let why = match error {
+                mpsc::error::TrySendError::Full(_) => "the kernel monitor is busy",
+                mpsc::error::TrySendError::Closed(_) => "the kernel monitor stopped",
             };
-            Input::ActionDone {
+            Answer {
                 group,
                 port,
-                result,
+                result: Err(why.to_owned()),
             }
-        });
+        })
     }
 
     fn request_resync(&mut self) {
