@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Mutex;
@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use laggmond::platform::linux::{spawn, Options};
 use laggmond::platform::{Aggregate, LinkState, PlatformHandle, Request, Update};
 use rtnetlink::LinkUnspec;
-use tokio::sync::oneshot;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -206,6 +205,9 @@ async fn active_backup_bond(bond: &str, ports: &[(&str, &str)], options: &str) {
 struct Platform {
     handle: PlatformHandle,
     aggregates: BTreeMap<String, Aggregate>,
+    /// Updates read while waiting for an answer and not yet read by the
+    /// test: the next reads get them first, so no goal misses one.
+    replay: VecDeque<Update>,
 }
 
 /// A condition on one update, and what it is in words.
@@ -216,11 +218,21 @@ impl Platform {
         Platform {
             handle: spawn(Options::default()).expect("the platform starts"),
             aggregates: BTreeMap::new(),
+            replay: VecDeque::new(),
         }
     }
 
     /// The next update; `None` after `quiet` without one.
     async fn next_within(&mut self, quiet: Duration) -> Option<Update> {
+        match self.replay.pop_front() {
+            Some(update) => Some(update),
+            None => self.receive(quiet).await,
+        }
+    }
+
+    /// The next update off the stream, noting the aggregates as they are
+    /// reported; `None` after `quiet` without one.
+    async fn receive(&mut self, quiet: Duration) -> Option<Update> {
         let update = match tokio::time::timeout(quiet, self.handle.updates.recv()).await {
             Ok(Some(update)) => update,
             Ok(None) => panic!("the platform stopped"),
@@ -280,25 +292,38 @@ impl Platform {
     }
 
     /// Ask for `port` to become `group`'s active port; the answer and how
-    /// long it took.
+    /// long it took. The updates before the answer are noted and kept for
+    /// the next reads.
     async fn set_active(&mut self, group: &str, port: &str) -> (Result<(), String>, Duration) {
         let started = Instant::now();
-        let (reply, answer) = oneshot::channel();
         let request = Request::SetActive {
             group: group.into(),
             port: port.into(),
-            reply,
         };
         self.handle
             .requests
             .send(request)
             .await
             .expect("the platform takes requests");
-        let answer = tokio::time::timeout(WAIT, answer)
-            .await
-            .expect("set-active answered in time")
-            .expect("set-active answered at all");
-        (answer, started.elapsed())
+        let deadline = started + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.receive(left).await {
+                Some(Update::Answer(answer)) => {
+                    assert_eq!(
+                        (answer.group.as_str(), answer.port.as_str()),
+                        (group, port),
+                        "the answer is about the request"
+                    );
+                    return (answer.result, started.elapsed());
+                }
+                Some(update) => self.replay.push_back(update),
+                None => panic!(
+                    "set-active not answered within {WAIT:?}; got {:#?}",
+                    self.replay
+                ),
+            }
+        }
     }
 }
 
@@ -442,6 +467,12 @@ async fn set_active_back(platform: &mut Platform) {
         ms(took)
     );
     assert_eq!(answer, Ok(()));
+    // The news that shows the new active port comes before the answer.
+    assert_eq!(
+        platform.aggregate("bond0").active.as_deref(),
+        Some("eth0"),
+        "bond0 with eth0 active was reported before the answer"
+    );
     assert_eq!(sysfs("bond0/bonding/active_slave"), "eth0");
     let back = active_is("bond0", "eth0");
     let up = link_is("eth0", LinkState::Up);

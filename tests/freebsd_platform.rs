@@ -10,6 +10,7 @@
 //! its repair by reorder, errors, admin state, other protocols, lost and
 //! broken messages.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,8 +27,7 @@ use laggmond::platform::freebsd::{
     spawn_with, Interface, LaggKernel, LaggState, LaggTable, Options, RouteMessage, SettleTime,
     LAGG_PORT_BUFFER_LEN,
 };
-use laggmond::platform::{Aggregate, Link, LinkState, PlatformHandle, Request, Update};
-use tokio::sync::oneshot;
+use laggmond::platform::{Aggregate, Answer, Link, LinkState, PlatformHandle, Request, Update};
 use tokio::time::{timeout, Instant};
 
 // --- fixtures --------------------------------------------------------------
@@ -460,6 +460,10 @@ fn options() -> Options {
 struct Platform {
     handle: PlatformHandle,
     kernel: FakeLaggKernel,
+    /// Updates already taken off the stream (while looking for an answer,
+    /// or checking that none came) and not yet read: the next reads get
+    /// them first, so no later assertion misses one.
+    replay: VecDeque<Update>,
 }
 
 impl Platform {
@@ -471,10 +475,17 @@ impl Platform {
         let messages = kernel.route_socket();
         boot(&kernel);
         let handle = spawn_with(kernel.clone(), messages, options).expect("in a runtime");
-        Platform { handle, kernel }
+        Platform {
+            handle,
+            kernel,
+            replay: VecDeque::new(),
+        }
     }
 
     async fn next(&mut self) -> Update {
+        if let Some(update) = self.replay.pop_front() {
+            return update;
+        }
         match timeout(WAIT, self.handle.updates.recv()).await {
             Ok(Some(update)) => update,
             Ok(None) => panic!("the platform task stopped"),
@@ -508,7 +519,7 @@ impl Platform {
 
     /// Whatever arrives within `period`.
     async fn quiet_for(&mut self, period: Duration) -> Vec<Update> {
-        let mut seen = Vec::new();
+        let mut seen: Vec<Update> = self.replay.drain(..).collect();
         let deadline = Instant::now() + period;
         while let Ok(Some(update)) =
             tokio::time::timeout_at(deadline, self.handle.updates.recv()).await
@@ -526,27 +537,60 @@ impl Platform {
             .expect("the platform takes requests");
     }
 
-    async fn set_active(&self, port: &str) -> oneshot::Receiver<Result<(), String>> {
-        let (reply, answer) = oneshot::channel();
+    /// Asks for `port` as lagg0's MASTER; the answer comes on the stream.
+    async fn set_active(&self, port: &str) {
         self.request(Request::SetActive {
             group: "lagg0".into(),
             port: port.into(),
-            reply,
         })
         .await;
-        answer
     }
 
-    async fn set_admin_up(&self, port: &str, up: bool) -> Result<(), String> {
-        let (reply, answer) = oneshot::channel();
+    /// Sets `port` of lagg0 administratively up or down: answered at once,
+    /// before the routing messages the change causes.
+    async fn set_admin_up(&mut self, port: &str, up: bool) -> Result<(), String> {
         self.request(Request::SetAdminUp {
             group: "lagg0".into(),
             port: port.into(),
             up,
-            reply,
         })
         .await;
-        answer_of(answer).await
+        let answer = self.answer().await;
+        assert_eq!(
+            (answer.group.as_str(), answer.port.as_str()),
+            ("lagg0", port)
+        );
+        answer.result
+    }
+
+    /// The next update, which must be an answer.
+    async fn answer(&mut self) -> Answer {
+        match self.next().await {
+            Update::Answer(answer) => answer,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    /// The next answer; the updates before it stay for the next reads.
+    async fn answer_among_updates(&mut self) -> Answer {
+        let mut before = Vec::new();
+        let answer = loop {
+            match self.next().await {
+                Update::Answer(answer) => break answer,
+                other => before.push(other),
+            }
+        };
+        self.replay.extend(before);
+        answer
+    }
+
+    /// Whatever has arrived by now, without waiting; kept for the next
+    /// reads.
+    fn arrived(&mut self) -> Vec<Update> {
+        while let Ok(update) = self.handle.updates.try_recv() {
+            self.replay.push_back(update);
+        }
+        self.replay.iter().cloned().collect()
     }
 
     fn index(&self, name: &str) -> u32 {
@@ -557,11 +601,13 @@ impl Platform {
     }
 }
 
-async fn answer_of(answer: oneshot::Receiver<Result<(), String>>) -> Result<(), String> {
-    timeout(WAIT, answer)
-        .await
-        .expect("an answer in time")
-        .expect("the platform answers")
+/// The answer about `port` of lagg0.
+fn answered(port: &str, result: Result<(), String>) -> Answer {
+    Answer {
+        group: "lagg0".into(),
+        port: port.into(),
+        result,
+    }
 }
 
 /// `rc.conf`: `ifconfig_lagg0="laggproto failover laggport em0 laggport
@@ -672,9 +718,15 @@ async fn seed1_server_failover_drift_and_repair() {
 
     // The daemon asks for em0 as MASTER: remove and re-add bge0.
     let asked = Instant::now();
-    let mut answer = platform.set_active("em0").await;
+    platform.set_active("em0").await;
     tokio::time::sleep(SETTLE.min / 3).await;
-    assert!(answer.try_recv().is_err(), "answered before settling");
+    let early = platform.arrived();
+    assert!(
+        !early
+            .iter()
+            .any(|update| matches!(update, Update::Answer(_))),
+        "answered before settling: {early:?}"
+    );
     let (updates, aggregate) = platform.until_aggregate().await;
     assert_eq!(updates, [], "the reorder's link bounces are held back");
     assert_eq!(
@@ -682,7 +734,13 @@ async fn seed1_server_failover_drift_and_repair() {
         failover(lagg0, &["bge0", "em0"], Some("em0"), Some("em0"))
     );
     assert!(asked.elapsed() >= SETTLE.min);
-    assert_eq!(answer_of(answer).await, Ok(()));
+    // The answer comes right after the Aggregate that shows the new
+    // MASTER: whoever reads it already knows the outcome.
+    assert_eq!(
+        platform.next().await,
+        Update::Answer(answered("em0", Ok(()))),
+        "the answer directly follows the aggregate showing em0 as MASTER"
+    );
     assert_eq!(
         changes(&platform.kernel),
         [KernelCall::remove("bge0"), KernelCall::add("bge0")]
@@ -691,8 +749,8 @@ async fn seed1_server_failover_drift_and_repair() {
     assert_eq!(platform.quiet_for(Duration::from_millis(200)).await, []);
 
     // Asking again changes nothing.
-    let answer = platform.set_active("em0").await;
-    assert_eq!(answer_of(answer).await, Ok(()));
+    platform.set_active("em0").await;
+    assert_eq!(platform.answer().await, answered("em0", Ok(())));
     assert_eq!(changes(&platform.kernel), []);
 }
 
@@ -739,14 +797,17 @@ async fn a_failed_re_add_puts_the_port_back_and_names_the_step() {
         .kernel
         .fail_next(KernelCall::add("bge0"), libc::EBUSY);
 
-    let answer = platform.set_active("em0").await;
+    platform.set_active("em0").await;
     let (_, aggregate) = platform.until_aggregate().await;
     assert_eq!(
-        answer_of(answer).await,
-        Err(format!(
-            "SIOCSLAGGPORT bge0: {}; re-added bge0 to lagg0",
-            errno_text(libc::EBUSY)
-        ))
+        platform.answer_among_updates().await,
+        answered(
+            "em0",
+            Err(format!(
+                "SIOCSLAGGPORT bge0: {}; re-added bge0 to lagg0",
+                errno_text(libc::EBUSY)
+            ))
+        )
     );
     assert_eq!(
         changes(&platform.kernel),
@@ -771,13 +832,16 @@ async fn a_failed_removal_answers_at_once_with_the_step() {
     platform
         .kernel
         .fail_next(KernelCall::remove("bge0"), libc::EBUSY);
-    let answer = platform.set_active("em0").await;
+    platform.set_active("em0").await;
     assert_eq!(
-        answer_of(answer).await,
-        Err(format!(
-            "SIOCSLAGGDELPORT bge0: {}",
-            errno_text(libc::EBUSY)
-        ))
+        platform.answer_among_updates().await,
+        answered(
+            "em0",
+            Err(format!(
+                "SIOCSLAGGDELPORT bge0: {}",
+                errno_text(libc::EBUSY)
+            ))
+        )
     );
     assert_eq!(changes(&platform.kernel), [KernelCall::remove("bge0")]);
 }
@@ -786,13 +850,20 @@ async fn a_failed_removal_answers_at_once_with_the_step() {
 async fn a_second_reorder_waits_for_the_first_to_settle() {
     let mut platform = Platform::start(drifted_boot, &options()).await;
     expect_start(&mut platform).await;
-    let first = platform.set_active("em0").await;
-    let second = platform.set_active("bge0").await;
+    platform.set_active("em0").await;
+    platform.set_active("bge0").await;
+    // The refusal comes at once; the first answer only once it settled.
     assert_eq!(
-        answer_of(second).await,
-        Err("lagg0 is still settling after a reorder; try again later".into())
+        platform.answer_among_updates().await,
+        answered(
+            "bge0",
+            Err("lagg0 is still settling after a reorder; try again later".into())
+        )
     );
-    assert_eq!(answer_of(first).await, Ok(()));
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("em0", Ok(()))
+    );
 }
 
 #[tokio::test]
@@ -814,10 +885,13 @@ async fn set_active_is_refused_on_a_lacp_lagg() {
     assert_eq!(aggregate.members, ["igb0", "igb1"]);
     assert_eq!(aggregate.primary, None);
     changes(&platform.kernel);
-    let answer = platform.set_active("igb1").await;
+    platform.set_active("igb1").await;
     assert_eq!(
-        answer_of(answer).await,
-        Err("cannot make igb1 MASTER of lagg0: lagg protocol is lacp, not failover".into())
+        platform.answer().await,
+        answered(
+            "igb1",
+            Err("cannot make igb1 MASTER of lagg0: lagg protocol is lacp, not failover".into())
+        )
     );
     assert_eq!(changes(&platform.kernel), []);
 }

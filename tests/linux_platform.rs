@@ -244,8 +244,9 @@ fn apply(model: &mut BTreeMap<u32, Link>, update: Update) {
             model.remove(&index);
         }
         Update::Snapshot(links) => *model = by_index(links),
-        // Aggregates come on top of the links; these tests have none.
-        Update::Aggregate(_) | Update::AggregateGone { .. } => {}
+        // Aggregates come on top of the links; these tests have none. An
+        // answer changes no link.
+        Update::Aggregate(_) | Update::AggregateGone { .. } | Update::Answer(_) => {}
     }
 }
 
@@ -508,11 +509,9 @@ fn setting_the_active_port_is_refused_for_now() {
     let mut monitor = Monitor::start(&lab.ns.name, Options::default());
     run(async {
         monitor.first_snapshot().await;
-        let (reply, answer) = oneshot::channel();
         let request = Request::SetActive {
             group: "bond0".into(),
             port: "a0".into(),
-            reply,
         };
         monitor
             .handle
@@ -520,11 +519,15 @@ fn setting_the_active_port_is_refused_for_now() {
             .send(request)
             .await
             .expect("the monitor takes requests");
-        let answer = tokio::time::timeout(WAIT, answer)
-            .await
-            .expect("answered in time")
-            .expect("answered at all");
-        let error = answer.expect_err("not supported yet");
+        let answer = match monitor.next().await {
+            Update::Answer(answer) => answer,
+            other => panic!("expected the answer, got {other:?}"),
+        };
+        assert_eq!(
+            (answer.group.as_str(), answer.port.as_str()),
+            ("bond0", "a0")
+        );
+        let error = answer.result.expect_err("not supported yet");
         assert!(error.contains("bond"), "{error}");
     });
 }

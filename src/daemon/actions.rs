@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TrySendError;
 
-use crate::engine::{Action, Input};
-use crate::platform;
+use crate::engine::Action;
+use crate::platform::{Answer, Request, Update};
 
 use super::{Daemon, LOG_TARGET};
 
@@ -21,19 +21,27 @@ impl Daemon {
         if output.actions.is_empty() {
             return;
         }
-        self.apply(output);
+        for what in output.events {
+            self.publish(what);
+        }
+        let mut sent = 0;
+        for action in output.actions {
+            match self.send_action(action) {
+                Ok(()) => sent += 1,
+                Err(Answer { port, result, .. }) => not_back(&port, result),
+            }
+        }
+        // Answers come on the update stream; the other updates no longer
+        // matter once the loop has ended.
         let answers = async {
-            while let Some(done) = self.actions.join_next().await {
-                if let Ok(Input::ActionDone {
-                    port,
-                    result: Err(error),
-                    ..
-                }) = done
-                {
-                    tracing::error!(
-                        target: LOG_TARGET,
-                        "could not bring {port} back into service: {error}"
-                    );
+            let mut answered = 0;
+            while answered < sent {
+                let Some(update) = self.platform.updates.recv().await else {
+                    break;
+                };
+                if let Update::Answer(Answer { port, result, .. }) = update {
+                    answered += 1;
+                    not_back(&port, result);
                 }
             }
         };
@@ -45,51 +53,48 @@ impl Daemon {
         }
     }
 
-    /// Sends an action to the platform; its answer comes back through
-    /// `actions` as an [`Input::ActionDone`].
-    pub(super) fn start_action(&mut self, action: Action) {
-        let (reply, answer) = oneshot::channel();
+    /// Sends an action to the platform, whose answer comes later as an
+    /// [`Update::Answer`]; when the request cannot even be queued, the
+    /// answer that says why is returned instead.
+    pub(super) fn send_action(&mut self, action: Action) -> Result<(), Answer> {
         let (group, port, request) = match action {
             Action::SetActive { group, port } => (
                 group.clone(),
                 port.clone(),
-                platform::Request::SetActive { group, port, reply },
+                Request::SetActive { group, port },
             ),
             Action::SetAdminUp { group, port, up } => (
                 group.clone(),
                 port.clone(),
-                platform::Request::SetAdminUp {
-                    group,
-                    port,
-                    up,
-                    reply,
-                },
+                Request::SetAdminUp { group, port, up },
             ),
         };
-        let sent = self.platform.requests.try_send(request);
-        self.actions.spawn(async move {
-            let result = match sent {
-                Ok(()) => answer
-                    .await
-                    .unwrap_or_else(|_| Err("the kernel monitor stopped".to_owned())),
-                Err(_) => Err("the kernel monitor is busy".to_owned()),
+        self.platform.requests.try_send(request).map_err(|error| {
+            let why = match error {
+                TrySendError::Full(_) => "the kernel monitor is busy",
+                TrySendError::Closed(_) => "the kernel monitor stopped",
             };
-            Input::ActionDone {
+            Answer {
                 group,
                 port,
-                result,
+                result: Err(why.to_owned()),
             }
-        });
+        })
     }
 
     pub(super) fn request_resync(&mut self) {
-        if self
-            .platform
-            .requests
-            .try_send(platform::Request::Resync)
-            .is_err()
-        {
+        if self.platform.requests.try_send(Request::Resync).is_err() {
             tracing::warn!(target: LOG_TARGET, "kernel monitor busy; periodic resync skipped");
         }
+    }
+}
+
+/// Logs a port that could not be given back at shutdown.
+fn not_back(port: &str, result: Result<(), String>) {
+    if let Err(error) = result {
+        tracing::error!(
+            target: LOG_TARGET,
+            "could not bring {port} back into service: {error}"
+        );
     }
 }

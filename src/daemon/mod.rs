@@ -1,7 +1,8 @@
 //! The daemon: one task owns the engine and everything it knows.
 //!
 //! The loop `select!`s over kernel updates, the engine's deadline, the
-//! periodic resync, signals, control requests and finished config reads.
+//! periodic resync, signals, control requests and finished config reads;
+//! the kernel's answers to actions come with the updates, in order.
 //! Everything else (the control server, hooks, the platform) talks to it
 //! through channels, so there are no locks around the state.
 //!
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,7 @@ use crate::control::server::ControlRequest;
 use crate::engine::{Engine, Input, Notice, Output};
 use crate::hooks::{self, HookHandle};
 use crate::log::Logger;
-use crate::platform::PlatformHandle;
+use crate::platform::{Answer, PlatformHandle, Update};
 
 pub use process::{run, RunOptions, DEFAULT_PIDFILE, EXIT_CONFIG};
 
@@ -57,7 +57,6 @@ pub struct Daemon {
     control: ControlSocket,
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
-    actions: JoinSet<Input>,
     /// Config reads for SIGHUP and `reload`, off the loop.
     reloads: Reloads,
     /// The slow periodic full resync with the kernel.
@@ -93,7 +92,6 @@ impl Daemon {
             control,
             control_rx,
             control_tx,
-            actions: JoinSet::new(),
             reloads: Reloads::default(),
             shutdown,
             started: now,
@@ -124,10 +122,6 @@ impl Daemon {
                 Some(request) = self.control_rx.recv() => self.answer(request),
                 _ = hup.recv() => self.reload(None),
                 (outcome, waiting) = self.reloads.finished() => self.reloaded(outcome, waiting),
-                Some(done) = self.actions.join_next() => match done {
-                    Ok(input) => self.feed(input),
-                    Err(e) => tracing::error!("action task failed: {e}"),
-                },
             }
         };
         self.stop().await;
@@ -149,8 +143,10 @@ impl Daemon {
         self.apply(output);
     }
 
-    /// Logs the engine's notices, publishes its events and starts its
-    /// actions.
+    /// Logs the engine's notices, publishes its events and sends its
+    /// actions. An action the platform could not take is answered here,
+    /// after all of them are sent, so the engine never sees an answer in
+    /// the middle of its own output.
     fn apply(&mut self, output: Output) {
         for notice in output.notices {
             log_notice(&notice);
@@ -158,8 +154,13 @@ impl Daemon {
         for what in output.events {
             self.publish(what);
         }
-        for action in output.actions {
-            self.start_action(action);
+        let refused: Vec<Answer> = output
+            .actions
+            .into_iter()
+            .filter_map(|action| self.send_action(action).err())
+            .collect();
+        for answer in refused {
+            self.feed(Input::Platform(Update::Answer(answer)));
         }
     }
 }

@@ -176,7 +176,7 @@ use std::time::Instant;
 
 use crate::config::{Config, Driver};
 use crate::event::{Kind, What};
-use crate::platform::kernel::{Aggregate, LinkState, Update};
+use crate::platform::kernel::{Aggregate, Answer, LinkState, Update};
 
 pub use group::Group;
 pub use port::{Port, PortLink};
@@ -189,12 +189,6 @@ pub enum Input {
     /// The deadline from [`Engine::next_deadline`] has passed (extra ticks
     /// are harmless).
     Tick,
-    /// The kernel answered an [`Action`] about `port` of `group`.
-    ActionDone {
-        group: String,
-        port: String,
-        result: Result<(), String>,
-    },
 }
 
 /// An operator's request. Refused with a reason when it cannot be done.
@@ -337,11 +331,6 @@ impl Engine {
         match input {
             Input::Platform(update) => self.platform(now, update, &mut out),
             Input::Tick => self.tick(now, &mut out),
-            Input::ActionDone {
-                group,
-                port,
-                result,
-            } => self.action_done(now, &group, &port, result, &mut out),
         }
         out
     }
@@ -454,6 +443,11 @@ impl Engine {
                 self.interfaces.aggregates.remove(&name);
                 self.aggregate_changed(now, &name, out);
             }
+            Update::Answer(Answer {
+                group,
+                port,
+                result,
+            }) => self.action_done(now, &group, &port, result, out),
         }
     }
 

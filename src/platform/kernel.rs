@@ -65,6 +65,22 @@ pub struct Aggregate {
     pub kernel_preempts: bool,
 }
 
+/// The kernel's answer to a request about `port` of the aggregate `group`
+/// (making it the active port, or setting it administratively up or down).
+/// Carried on the same stream as the updates, so that the daemon reads it
+/// in the order the platform sent it and never before the news it depends
+/// on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The aggregate the request was about.
+    pub group: String,
+    /// The member port the request was about.
+    pub port: String,
+    /// `Ok` when the kernel did what was asked; else why not, as a
+    /// sentence for the operator.
+    pub result: Result<(), String>,
+}
+
 /// What the platform tells the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {
@@ -83,4 +99,9 @@ pub enum Update {
     Aggregate(Aggregate),
     /// An aggregate interface disappeared.
     AggregateGone { index: u32, name: String },
+    /// The kernel's answer to one request. Sent after the updates that
+    /// show the request's outcome, so whoever reads the answer already
+    /// knows the aggregate as the kernel left it: a success is never
+    /// judged against a view from before it.
+    Answer(Answer),
 }

@@ -11,7 +11,7 @@ use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -20,27 +20,25 @@ pub mod fake;
 pub mod freebsd;
 pub mod kernel;
 
-pub use kernel::{Aggregate, Link, LinkState, Update};
+pub use kernel::{Aggregate, Answer, Link, LinkState, Update};
 
 /// What the daemon asks of the platform.
 #[derive(Debug)]
 pub enum Request {
     /// Re-read everything and send a [`Update::Snapshot`] (periodic resync).
     Resync,
-    /// Make `port` the active port of the aggregate `group`; the result is
-    /// sent back once the kernel answered.
-    SetActive {
-        group: String,
-        port: String,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
+    /// Make `port` the active port of the aggregate `group`; answered with
+    /// exactly one [`Update::Answer`] once the kernel answered, after the
+    /// updates that show the outcome.
+    SetActive { group: String, port: String },
     /// Set or clear `IFF_UP` on `port` of aggregate `group`: how a flapping
     /// lagg port is taken out of service (lagg uses only admin-up ports).
+    /// Answered with exactly one [`Update::Answer`], like
+    /// [`Request::SetActive`].
     SetAdminUp {
         group: String,
         port: String,
         up: bool,
-        reply: oneshot::Sender<Result<(), String>>,
     },
 }
 

@@ -8,7 +8,7 @@ use super::{config, group_cfg, link, ms, snapshot, HOLD_MS, WINDOW_MS};
 use crate::config::{Driver, GroupConfig};
 use crate::engine::*;
 use crate::event::{Cause, Kind};
-use crate::platform::kernel::Aggregate;
+use crate::platform::kernel::{Aggregate, Answer, Update};
 
 const BOND: &str = "bond0";
 const LAGG: &str = "lagg0";
@@ -153,11 +153,11 @@ impl Rig {
     }
 
     fn done(&mut self, millis: u64, port: &str, result: Result<(), &str>) -> Output {
-        let input = Input::ActionDone {
+        let input = Input::Platform(Update::Answer(Answer {
             group: self.name(),
             port: port.to_owned(),
             result: result.map_err(str::to_owned),
-        };
+        }));
         self.feed(millis, input)
     }
 

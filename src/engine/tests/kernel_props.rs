@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::{config, group_cfg, link, ms};
 use crate::config::{Driver, GroupConfig};
 use crate::engine::*;
-use crate::platform::kernel::Aggregate;
+use crate::platform::kernel::{Aggregate, Answer, Update};
 
 /// The aggregate of every case.
 const AGG: &str = "agg0";
@@ -387,11 +387,11 @@ impl Sim {
             let result = self.kernel.apply(&action);
             self.publish()?;
             let (Action::SetActive { port, .. } | Action::SetAdminUp { port, .. }) = action;
-            self.input(Input::ActionDone {
+            self.input(Input::Platform(Update::Answer(Answer {
                 group: AGG.to_owned(),
                 port,
                 result,
-            })?;
+            })))?;
         }
         Ok(())
     }

@@ -1124,10 +1124,12 @@ fn groups_are_independent() {
 #[test]
 fn a_failed_action_is_enforce_failed() {
     let mut rig = Rig::started(&["em0", "em1"], 1_000, 4);
-    let done = |group: &str, result| Input::ActionDone {
-        group: group.to_owned(),
-        port: "em1".to_owned(),
-        result,
+    let done = |group: &str, result| {
+        Input::Platform(Update::Answer(Answer {
+            group: group.to_owned(),
+            port: "em1".to_owned(),
+            result,
+        }))
     };
     assert_eq!(
         rig.feed(100, done(G, Err("Device busy".to_owned()))),

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
 use super::enforce;
@@ -26,7 +26,7 @@ use super::kernel::LaggKernel;
 use super::table::{LaggTable, SettleTime};
 #[cfg(target_os = "freebsd")]
 use crate::platform::context;
-use crate::platform::{Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
+use crate::platform::{Answer, Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 
 /// How the FreeBSD platform is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,11 +175,12 @@ impl RouteSource for mpsc::Receiver<io::Result<Vec<u8>>> {
     }
 }
 
-/// A SetActive whose answer waits for its reorder window to close.
-struct PendingReply {
+/// A SetActive whose answer waits for its reorder window to close, so
+/// that it follows the updates that show the reorder's outcome.
+struct PendingAnswer {
+    /// The lagg whose window must close first.
     lagg: String,
-    reply: oneshot::Sender<Result<(), String>>,
-    result: Result<(), String>,
+    answer: Answer,
 }
 
 /// What woke the task up.
@@ -202,9 +203,10 @@ struct LaggTask<K, S> {
     /// The table's count of contradicted messages, published for the
     /// daemon's metrics.
     foreign: Arc<AtomicU64>,
-    /// Updates not sent yet, in order.
+    /// Updates not sent yet, in order; answers given at once go here too,
+    /// so they follow the updates queued before them.
     outbox: Vec<Update>,
-    pending: Vec<PendingReply>,
+    pending: Vec<PendingAnswer>,
     updates: mpsc::Sender<Update>,
     requests: mpsc::Receiver<Request>,
 }
@@ -377,13 +379,8 @@ where
         match request {
             None => return Flow::Stop,
             Some(Request::Resync) => self.table.request_resync(),
-            Some(Request::SetActive { group, port, reply }) => self.set_active(group, port, reply),
-            Some(Request::SetAdminUp {
-                group,
-                port,
-                up,
-                reply,
-            }) => {
+            Some(Request::SetActive { group, port }) => self.set_active(group, port),
+            Some(Request::SetAdminUp { group, port, up }) => {
                 let result = enforce::set_admin_up(&mut self.kernel, &port, up);
                 match &result {
                     Ok(()) => tracing::info!("{group}: {port} set administratively {}", updown(up)),
@@ -391,8 +388,7 @@ where
                         tracing::warn!("{group}: cannot set {port} {}: {error}", updown(up))
                     }
                 }
-                // The daemon may have stopped waiting; nothing to do then.
-                let _ = reply.send(result);
+                self.answer(group, port, result);
             }
         }
         Flow::Continue
@@ -400,27 +396,21 @@ where
 
     /// Makes `port` the MASTER of lagg `lagg`. The answer is sent once the
     /// reorder has settled, after the updates that show its outcome.
-    fn set_active(
-        &mut self,
-        lagg: String,
-        port: String,
-        reply: oneshot::Sender<Result<(), String>>,
-    ) {
+    fn set_active(&mut self, lagg: String, port: String) {
         if self.table.is_settling(&lagg) {
-            let _ = reply.send(Err(format!(
-                "{lagg} is still settling after a reorder; try again later"
-            )));
+            let refusal = format!("{lagg} is still settling after a reorder; try again later");
+            self.answer(lagg, port, Err(refusal));
             return;
         }
         let plan = match enforce::plan_restore(&mut self.kernel, &lagg, &port) {
             Ok(plan) => plan,
             Err(error) => {
-                let _ = reply.send(Err(error));
+                self.answer(lagg, port, Err(error));
                 return;
             }
         };
         if plan.is_empty() {
-            let _ = reply.send(Ok(()));
+            self.answer(lagg, port, Ok(()));
             return;
         }
         let steps: Vec<String> = plan.iter().map(ToString::to_string).collect();
@@ -430,11 +420,23 @@ where
         if let Err(error) = &result {
             tracing::warn!("{lagg}: making {port} MASTER failed: {error}");
         }
-        self.pending.push(PendingReply {
-            lagg,
-            reply,
-            result,
+        self.pending.push(PendingAnswer {
+            lagg: lagg.clone(),
+            answer: Answer {
+                group: lagg,
+                port,
+                result,
+            },
         });
+    }
+
+    /// Answers a request at once, behind the updates already queued.
+    fn answer(&mut self, group: String, port: String, result: Result<(), String>) {
+        self.outbox.push(Update::Answer(Answer {
+            group,
+            port,
+            result,
+        }));
     }
 
     /// Sends the queued updates, then the answers of the reorders that
@@ -450,8 +452,10 @@ where
                 .into_iter()
                 .partition(|pending| pending.lagg == lagg);
             self.pending = waiting;
-            for PendingReply { reply, result, .. } in done {
-                let _ = reply.send(result);
+            for PendingAnswer { answer, .. } in done {
+                if self.updates.send(Update::Answer(answer)).await.is_err() {
+                    return Flow::Stop;
+                }
             }
         }
         Flow::Continue

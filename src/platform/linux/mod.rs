@@ -10,8 +10,10 @@
 //!
 //! Bonds come from the same messages: a bond's link message carries its
 //! settings, its ports' messages carry their master. Setting the active
-//! port is a request of its own, sent on its own socket by a task of its
-//! own, so the monitor keeps reading while the kernel answers.
+//! port is a request of its own, sent on its own socket and awaited in the
+//! monitor's own loop, so the monitor keeps reading while the kernel
+//! answers, and the answer goes out on the update stream after the news
+//! that shows it.
 //!
 //! Only the kernel is believed: any process with `CAP_NET_ADMIN` can send a
 //! datagram to our port (or to the link group), so every datagram whose
@@ -22,11 +24,14 @@ mod decode;
 mod set_active;
 mod table;
 
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
@@ -38,7 +43,7 @@ use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
-use super::{context, Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
+use super::{context, Answer, Flow, PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 use table::LinkTable;
 
 /// How the link monitor is set up.
@@ -100,6 +105,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
         foreign: foreign_messages.clone(),
         updates: update_tx,
         requests: request_rx,
+        changes: FuturesUnordered::new(),
     };
     tokio::spawn(task.run());
     Ok(PlatformHandle {
@@ -190,12 +196,21 @@ struct LinkTask {
     foreign: Arc<AtomicU64>,
     updates: mpsc::Sender<Update>,
     requests: mpsc::Receiver<Request>,
+    /// The active-port changes the kernel has not answered yet, each with
+    /// the answer it becomes. Polled by the loop itself, so no answer can
+    /// leave except through [`LinkTask::answer_after_news`].
+    changes: FuturesUnordered<PendingChange>,
 }
+
+/// One active-port change in flight, resolving to the answer to send.
+type PendingChange = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 /// What woke the task up.
 enum Wakeup {
     Datagram(io::Result<Datagram>),
     Request(Option<Request>),
+    /// The kernel answered an active-port change.
+    ChangeDone(Answer),
 }
 
 impl LinkTask {
@@ -206,10 +221,15 @@ impl LinkTask {
             let wakeup = tokio::select! {
                 received = receive(&self.socket, &mut self.buffer) => Wakeup::Datagram(received),
                 request = self.requests.recv() => Wakeup::Request(request),
+                // An empty set is ready at once with `None`: left unpolled.
+                Some(answer) = self.changes.next(), if !self.changes.is_empty() => {
+                    Wakeup::ChangeDone(answer)
+                }
             };
             let flow = match wakeup {
                 Wakeup::Datagram(received) => self.on_datagram(received).await,
-                Wakeup::Request(request) => self.on_request(request),
+                Wakeup::Request(request) => self.on_request(request).await,
+                Wakeup::ChangeDone(answer) => self.answer_after_news(answer).await,
             };
             if flow == Flow::Stop {
                 break;
@@ -301,36 +321,78 @@ impl LinkTask {
     }
 
     /// A daemon request, or `None` when the daemon dropped its handle.
-    fn on_request(&mut self, request: Option<Request>) -> Flow {
+    async fn on_request(&mut self, request: Option<Request>) -> Flow {
         match request {
-            None => return Flow::Stop,
+            None => Flow::Stop,
             Some(Request::Resync) => {
                 tracing::debug!(
                     joins_running_dump = self.table.dump_running(),
                     "resync requested"
                 );
                 self.table.request_dump();
+                Flow::Continue
             }
-            Some(Request::SetActive { group, port, reply }) => {
+            Some(Request::SetActive { group, port }) => {
                 match self.table.active_port_change(&group, &port) {
                     Ok(change) => {
-                        tokio::spawn(async move {
-                            // The daemon may have stopped waiting; nothing to do then.
-                            let _ = reply.send(set_active::set_active(change).await);
-                        });
+                        self.changes.push(Box::pin(async move {
+                            let result = set_active::set_active(change).await;
+                            Answer {
+                                group,
+                                port,
+                                result,
+                            }
+                        }));
+                        Flow::Continue
                     }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
+                    Err(error) => self.send(answer(group, port, Err(error))).await,
                 }
             }
-            Some(Request::SetAdminUp { reply, .. }) => {
+            Some(Request::SetAdminUp { group, port, .. }) => {
                 // Only lagg damps by admin state; a bond steers its active slave.
-                let _ = reply.send(Err("admin-down damping is for lagg only".to_owned()));
+                let refusal = Err("admin-down damping is for lagg only".to_owned());
+                self.send(answer(group, port, refusal)).await
             }
         }
-        Flow::Continue
     }
+
+    /// Sends the kernel's answer to an active-port change, after the news
+    /// that shows its outcome. The kernel changes the bond under the
+    /// rtnetlink lock and multicasts the bond's new link message (its
+    /// state change after the change of settings) to our socket before it
+    /// acknowledges the request on the other socket. So once the answer is
+    /// here, that news already waits in our socket: taking everything
+    /// queued there first puts the updates showing the new active port
+    /// ahead of the answer.
+    async fn answer_after_news(&mut self, answer: Answer) -> Flow {
+        loop {
+            let received = recv_datagram(self.socket.get_ref(), &mut self.buffer);
+            if matches!(&received, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+                break;
+            }
+            if self.on_datagram(received).await == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        self.send(Update::Answer(answer)).await
+    }
+
+    /// Sends one update to the daemon; `Stop` when the daemon is gone.
+    async fn send(&mut self, update: Update) -> Flow {
+        match self.updates.send(update).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+}
+
+/// The answer about `port` of the bond `group`, as an update.
+fn answer(group: String, port: String, result: Result<(), String>) -> Update {
+    Update::Answer(Answer {
+        group,
+        port,
+        result,
+    })
 }
 
 /// The netlink port id of the kernel: the only sender believed.
@@ -356,23 +418,24 @@ async fn receive(socket: &AsyncFd<Socket>, buffer: &mut [u8]) -> io::Result<Data
     tokio::task::coop::consume_budget().await;
     loop {
         let mut ready = socket.readable().await?;
-        // One recvmsg per datagram: a peek would let the kernel continue a
-        // dump in between and report its failure on the read, forever.
-        let read = ready.try_io(|socket| {
-            socket
-                .get_ref()
-                .recv_from(&mut &mut *buffer, libc::MSG_TRUNC)
-        });
-        match read {
-            Ok(result) => {
-                return result.map(|(length, address)| Datagram {
-                    length,
-                    sender: address.port_number(),
-                })
-            }
+        match ready.try_io(|socket| recv_datagram(socket.get_ref(), buffer)) {
+            Ok(result) => return result,
             Err(_would_block) => continue,
         }
     }
+}
+
+/// Read the next datagram into `buffer`, with its sender, without waiting:
+/// `WouldBlock` when none is queued.
+fn recv_datagram(socket: &Socket, buffer: &mut [u8]) -> io::Result<Datagram> {
+    // One recvmsg per datagram: a peek would let the kernel continue a
+    // dump in between and report its failure on the read, forever.
+    socket
+        .recv_from(&mut &mut *buffer, libc::MSG_TRUNC)
+        .map(|(length, address)| Datagram {
+            length,
+            sender: address.port_number(),
+        })
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Setting a bond's active port: an `RTM_NEWLINK` with the bond option
 //! `active_slave`, acknowledged by the kernel.
 //!
-//! Each request gets its own short-lived rtnetlink connection and task, so
-//! the monitor's socket only ever carries its dumps and notifications and
-//! the monitor never waits for an answer. The bond refuses a port until its
-//! own link monitor (miimon) has seen the port's carrier, which may lag the
-//! carrier by an interval; such a refusal is retried briefly.
+//! Each request gets its own short-lived rtnetlink connection, driven
+//! inside the request's future, which the monitor polls in its own loop:
+//! the monitor's socket only ever carries its dumps and notifications, the
+//! monitor never waits for an answer, and no task outlives the monitor.
+//! The bond refuses a port until its own link monitor (miimon) has seen
+//! the port's carrier, which may lag the carrier by an interval; such a
+//! refusal is retried briefly.
 
 use std::future::Future;
 use std::io;
@@ -49,13 +51,21 @@ pub(crate) async fn set_active(change: ActivePortChange) -> Result<(), String> {
             change.bond
         )
     })?;
-    let connection = tokio::spawn(connection);
     let attempt = || {
         let request = handle.link().change(change.request());
         async move { request.execute().await.map_err(refusal) }
     };
-    let outcome = with_retries(attempt, RETRY_INTERVAL, RETRY_FOR).await;
-    connection.abort();
+    // The connection carries the requests and their answers; it must be
+    // polled alongside them, and is dropped (closing its socket) with them.
+    let outcome = tokio::select! {
+        outcome = with_retries(attempt, RETRY_INTERVAL, RETRY_FOR) => outcome,
+        () = connection => {
+            return Err(format!(
+                "cannot set the active port of {}: the netlink connection ended unexpectedly",
+                change.bond
+            ))
+        }
+    };
     match outcome {
         Ok(attempts) => {
             tracing::debug!(
