@@ -40,8 +40,9 @@ const SIGTERM: i32 = 15;
 /// The running daemon: writes its pid to the pidfile ($1) as laggmond does,
 /// and on HUP or TERM writes the signal's number to $2 and exits a moment
 /// later, as a daemon cleaning up does, so that stop finds it still there.
+/// The pidfile comes last: once it is there, a signal finds the traps set
+/// and the `sleep` known.
 const DAEMON_SH: &str = r#"
-echo $$ > "$1.new" && mv "$1.new" "$1"
 ended=$2
 nap=
 end()
@@ -55,6 +56,7 @@ trap 'end 1' HUP
 trap 'end 15' TERM
 sleep 60 &
 nap=$!
+echo $$ > "$1.new" && mv "$1.new" "$1"
 wait "$nap"
 "#;
 
@@ -354,10 +356,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Its session is its process group: the `sleep` goes with it.
-        if self.is_running() {
-            kill_group(self.pid, libc::SIGKILL);
-        }
+        // Its session is its process group: the `sleep` goes with it, even
+        // when it outlived the shell: while the group has a member, its id
+        // is not given to another process.
+        kill_group(self.pid, libc::SIGKILL);
     }
 }
 
