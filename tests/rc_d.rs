@@ -4,9 +4,10 @@
 //! its own directory holding a copy of the script that sources the stand-in,
 //! an rc.conf, a config file and the fake; a "running daemon" is a `sh`
 //! whose argv[0] is the fake's path, so rc.subr's pidfile check accepts it,
-//! and which records the signal that ends it. It detaches as laggmond does,
-//! so init reaps it: a dead child of the test would stay a zombie, which
-//! rc.subr's `kill -0` counts as running.
+//! and which records the signal that ends it. It runs in a session of its
+//! own, as laggmond does, and a thread of the test reaps it the moment it
+//! ends, as init reaps a real daemon: a zombie would still count as
+//! running for rc.subr's `kill -0`; init may reap late, or never.
 //!
 //! The stand-in looks processes up in /proc, hence Linux only.
 #![cfg(target_os = "linux")]
@@ -246,8 +247,9 @@ impl RcDir {
         }
     }
 
-    /// Starts a process that passes for laggmond, detached as daemon(3)
-    /// detaches it, and waits for it to write its pid to the pidfile.
+    /// Starts a process that passes for laggmond, in a session of its own
+    /// as daemon(3) leaves it, and waits for it to write its pid to the
+    /// pidfile.
     fn running_daemon(&self) -> Daemon {
         let ended = self.path("daemon-ended");
         let _ = fs::remove_file(&ended);
@@ -263,13 +265,14 @@ impl RcDir {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: detach only calls fork, setsid and _exit, which are
+        // SAFETY: new_session only calls setsid, which is
         // async-signal-safe.
         unsafe {
-            command.pre_exec(detach);
+            command.pre_exec(new_session);
         }
-        let mut parent = command.spawn().expect("cannot run sh");
-        parent.wait().expect("wait for the detaching parent");
+        let mut daemon = command.spawn().expect("cannot run sh");
+        // Reaped the moment it ends, whatever init does.
+        std::thread::spawn(move || daemon.wait());
         let deadline = Instant::now() + TIMEOUT;
         let pid = loop {
             let text = fs::read_to_string(self.pidfile()).unwrap_or_default();
@@ -291,20 +294,14 @@ impl RcDir {
     }
 }
 
-/// In the child of spawn, before exec: fork, the parent exits, and the
-/// child, adopted by init, makes a session of its own, as daemon(3) does.
-fn detach() -> io::Result<()> {
-    // SAFETY: fork, setsid and _exit are async-signal-safe.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
-            if unsafe { libc::setsid() } == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        }
-        _ => unsafe { libc::_exit(0) },
+/// In the child of spawn, before exec: a session of its own, as daemon(3)
+/// leaves a daemon, so that its process group holds it and its `sleep`.
+fn new_session() -> io::Result<()> {
+    // SAFETY: setsid is async-signal-safe.
+    if unsafe { libc::setsid() } == -1 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 /// Sends `signal` to the process group `pgid`.
@@ -334,8 +331,8 @@ impl Daemon {
         ended.trim().parse().ok()
     }
 
-    /// It runs, and is still the process started: a zombie (waiting for
-    /// init to reap it) has no command line.
+    /// It runs, and is still the process started: a zombie (not reaped
+    /// yet) has no command line.
     fn is_running(&self) -> bool {
         let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
         cmdline.split(|b| *b == 0).next() == Some(self.arg0.as_bytes())
