@@ -2,18 +2,22 @@
 //! `/etc/rc.subr` (`tests/rc.subr/rc.subr`) and a fake `laggmond`
 //! (`tests/rc.subr/laggmond`) that records how it is called. Each test has
 //! its own directory holding a copy of the script that sources the stand-in,
-//! an rc.conf, a config file and the fake; a "running daemon" is a `sleep`
-//! whose argv[0] is the fake's path, so rc.subr's pidfile check accepts it
-//! and the signals the script sends can be observed.
+//! an rc.conf, a config file and the fake; a "running daemon" is a `sh`
+//! whose argv[0] is the fake's path, so rc.subr's pidfile check accepts it,
+//! and which records the signal that ends it. It runs in a session of its
+//! own, as laggmond does, and a thread of the test reaps it the moment it
+//! ends, as init reaps a real daemon: a zombie would still count as
+//! running for rc.subr's `kill -0`; init may reap late, or never.
 //!
 //! The stand-in looks processes up in /proc, hence Linux only.
 #![cfg(target_os = "linux")]
 
 use std::fs::{self, File};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,29 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const SIGHUP: i32 = 1;
 const SIGTERM: i32 = 15;
 
+/// The running daemon: writes its pid to the pidfile ($1) as laggmond does,
+/// and on HUP or TERM writes the signal's number to $2 and exits a moment
+/// later, as a daemon cleaning up does, so that stop finds it still there.
+/// The pidfile comes last: once it is there, a signal finds the traps set
+/// and the `sleep` known.
+const DAEMON_SH: &str = r#"
+ended=$2
+nap=
+end()
+{
+	kill "$nap" 2>/dev/null
+	echo "$1" > "$ended"
+	sleep 0.5
+	exit 0
+}
+trap 'end 1' HUP
+trap 'end 15' TERM
+sleep 60 &
+nap=$!
+echo $$ > "$1.new" && mv "$1.new" "$1"
+wait "$nap"
+"#;
+
 /// One test's directory: the script, the stand-ins, rc.conf and a config.
 struct RcDir {
     dir: TempDir,
@@ -53,18 +80,32 @@ impl Run {
     }
 }
 
-/// A process standing in for the running daemon; killed when dropped.
+/// A detached process standing in for the running daemon; it and its
+/// `sleep` are killed when dropped.
 struct Daemon {
-    child: Child,
+    pid: u32,
+    /// Its argv[0], to tell it from a later process with its pid.
+    arg0: String,
+    /// Where it writes the signal that ends it.
+    ended: PathBuf,
 }
 
 impl RcDir {
     /// A directory whose rc.conf enables laggmond and points it at the fake,
     /// the config and the pidfile in the directory.
     fn new() -> RcDir {
+        RcDir::enabled("YES")
+    }
+
+    /// The same with laggmond_enable set to NO.
+    fn disabled() -> RcDir {
+        RcDir::enabled("NO")
+    }
+
+    fn enabled(enable: &str) -> RcDir {
         RcDir::with_rc_conf(|bench| {
             format!(
-                "laggmond_enable=\"YES\"\n\
+                "laggmond_enable=\"{enable}\"\n\
                  laggmond_program=\"{}\"\n\
                  laggmond_config=\"{}\"\n\
                  laggmond_pidfile=\"{}\"\n",
@@ -133,6 +174,10 @@ impl RcDir {
         self.path("laggmond.pid").display().to_string()
     }
 
+    fn rc_conf(&self) -> String {
+        self.path("rc.conf").display().to_string()
+    }
+
     /// Appends one setting to rc.conf.
     fn add_to_rc_conf(&self, line: &str) {
         let path = self.path("rc.conf");
@@ -147,7 +192,8 @@ impl RcDir {
         fs::write(self.path(name), content).expect("write a fake's switch");
     }
 
-    /// Runs `sh laggmond.rc COMMAND` in a clean environment.
+    /// Runs `sh laggmond.rc COMMAND` in a clean environment, in a process
+    /// group of its own so that a timeout kills what it started too.
     fn service(&self, command: &str) -> Run {
         let stdout = self.path("stdout");
         let stderr = self.path("stderr");
@@ -162,6 +208,7 @@ impl RcDir {
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("create stdout"))
             .stderr(File::create(&stderr).expect("create stderr"))
+            .process_group(0)
             .spawn()
             .expect("cannot run /bin/sh");
         let deadline = Instant::now() + TIMEOUT;
@@ -170,7 +217,7 @@ impl RcDir {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
+                kill_group(child.id(), libc::SIGKILL);
                 let _ = child.wait();
                 panic!("`{command}` did not finish within {TIMEOUT:?}");
             }
@@ -200,17 +247,46 @@ impl RcDir {
         }
     }
 
-    /// Starts a process that passes for laggmond and writes its pid to the
-    /// pidfile, as the real daemon does once detached.
+    /// Starts a process that passes for laggmond, in a session of its own
+    /// as daemon(3) leaves it, and waits for it to write its pid to the
+    /// pidfile.
     fn running_daemon(&self) -> Daemon {
-        let child = Command::new("sleep")
+        let ended = self.path("daemon-ended");
+        let _ = fs::remove_file(&ended);
+        let _ = fs::remove_file(self.pidfile());
+        let mut command = Command::new("/bin/sh");
+        command
             .arg0(self.fake())
-            .arg("60")
+            .arg("-c")
+            .arg(DAEMON_SH)
+            .arg("laggmond")
+            .arg(self.pidfile())
+            .arg(&ended)
             .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot run sleep");
-        fs::write(self.pidfile(), format!("{}\n", child.id())).expect("write the pidfile");
-        Daemon { child }
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: new_session only calls setsid, which is
+        // async-signal-safe.
+        unsafe {
+            command.pre_exec(new_session);
+        }
+        let mut daemon = command.spawn().expect("cannot run sh");
+        // Reaped the moment it ends, whatever init does.
+        std::thread::spawn(move || daemon.wait());
+        let deadline = Instant::now() + TIMEOUT;
+        let pid = loop {
+            let text = fs::read_to_string(self.pidfile()).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the daemon wrote no pidfile");
+            sleep(Duration::from_millis(10));
+        };
+        Daemon {
+            pid,
+            arg0: self.fake().display().to_string(),
+            ended,
+        }
     }
 
     fn check_config_call(&self) -> String {
@@ -218,32 +294,69 @@ impl RcDir {
     }
 }
 
+/// In the child of spawn, before exec: a session of its own, as daemon(3)
+/// leaves a daemon, so that its process group holds it and its `sleep`.
+fn new_session() -> io::Result<()> {
+    // SAFETY: setsid is async-signal-safe.
+    if unsafe { libc::setsid() } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `signal` to the process group `pgid`.
+fn kill_group(pgid: u32, signal: i32) {
+    let pgid = i32::try_from(pgid).expect("a pid fits in pid_t");
+    // SAFETY: kill has no memory effects.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
 impl Daemon {
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// The signal that ended it, waiting a bounded time for it to end.
-    fn ended_by(&mut self) -> Option<i32> {
+    fn ended_by(&self) -> Option<i32> {
         let deadline = Instant::now() + TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
-                return status.signal();
+        while self.is_running() {
+            if Instant::now() > deadline {
+                return None;
             }
             sleep(Duration::from_millis(10));
         }
-        None
+        let ended = fs::read_to_string(&self.ended).ok()?;
+        ended.trim().parse().ok()
     }
 
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// It runs, and is still the process started: a zombie (not reaped
+    /// yet) has no command line.
+    fn is_running(&self) -> bool {
+        let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        cmdline.split(|b| *b == 0).next() == Some(self.arg0.as_bytes())
+    }
+
+    /// Kills it and its `sleep` at once, leaving a stale pidfile.
+    fn kill(&self) {
+        if self.is_running() {
+            kill_group(self.pid, libc::SIGKILL);
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while self.is_running() {
+            assert!(Instant::now() < deadline, "the daemon outlived SIGKILL");
+            sleep(Duration::from_millis(10));
+        }
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Its session is its process group: the `sleep` goes with it, even
+        // when it outlived the shell: while the group has a member, its id
+        // is not given to another process.
+        kill_group(self.pid, libc::SIGKILL);
     }
 }
 
@@ -317,7 +430,8 @@ fn start_when_already_running_does_nothing() {
     let daemon = bench.running_daemon();
     let run = bench.service("start");
     assert_eq!(run.code, Some(1), "{run:?}");
-    let message = format!("already running? (pid={})", daemon.pid());
+    // rc.subr echoes two arguments, hence the two spaces.
+    let message = format!("laggmond already running?  (pid={}).", daemon.pid());
     assert!(run.stderr.contains(&message), "{run:?}");
     assert!(bench.calls().is_empty(), "{:?}", bench.calls());
 }
@@ -339,7 +453,7 @@ fn start_when_not_enabled_does_nothing() {
 #[test]
 fn stop_sends_term_to_the_pid_in_the_pidfile_and_waits() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
+    let daemon = bench.running_daemon();
     let run = bench.service("stop");
     assert!(run.succeeded(), "{run:?}");
     assert_eq!(bench.kills(), [format!("kill -TERM {}", daemon.pid())]);
@@ -359,7 +473,7 @@ fn stop_without_a_running_daemon_says_so() {
 #[test]
 fn reload_checks_the_config_then_sends_hup() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
+    let daemon = bench.running_daemon();
     let run = bench.service("reload");
     assert!(run.succeeded(), "{run:?}");
     assert_eq!(bench.calls(), [bench.check_config_call()]);
@@ -371,7 +485,7 @@ fn reload_checks_the_config_then_sends_hup() {
 #[test]
 fn reload_with_a_broken_config_leaves_the_daemon_alone() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
+    let daemon = bench.running_daemon();
     bench.set("config-broken", "");
     let run = bench.service("reload");
     assert!(!run.succeeded(), "{run:?}");
@@ -383,7 +497,7 @@ fn reload_with_a_broken_config_leaves_the_daemon_alone() {
 #[test]
 fn restart_with_a_broken_config_does_not_stop_the_daemon() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
+    let daemon = bench.running_daemon();
     bench.set("config-broken", "");
     let run = bench.service("restart");
     assert!(!run.succeeded(), "{run:?}");
@@ -395,7 +509,7 @@ fn restart_with_a_broken_config_does_not_stop_the_daemon() {
 #[test]
 fn restart_stops_then_starts() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
+    let daemon = bench.running_daemon();
     let run = bench.service("restart");
     assert!(run.succeeded(), "{run:?}");
     assert_eq!(bench.kills(), [format!("kill -TERM {}", daemon.pid())]);
@@ -442,9 +556,8 @@ fn status_without_a_pidfile_is_not_running() {
 #[test]
 fn status_with_a_stale_pidfile_is_not_running() {
     let bench = RcDir::new();
-    let mut daemon = bench.running_daemon();
-    let _ = daemon.child.kill();
-    let _ = daemon.child.wait();
+    let daemon = bench.running_daemon();
+    daemon.kill();
     let run = bench.service("status");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(run.stdout, "laggmond is not running.\n");
@@ -493,4 +606,203 @@ fn the_default_config_is_the_freebsd_path() {
         bench.calls(),
         ["check-config -c /usr/local/etc/laggmond.yml"]
     );
+}
+
+#[test]
+fn stop_says_which_pids_it_waits_for() {
+    let bench = RcDir::new();
+    let daemon = bench.running_daemon();
+    let run = bench.service("stop");
+    assert!(run.succeeded(), "{run:?}");
+    // Without pwait(1), rc.subr adds ", PID" for each second it waits.
+    let waiting = format!("Waiting for PIDS: {}", daemon.pid());
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some("Stopping laggmond."), "{run:?}");
+    let line = lines.next().unwrap_or_default();
+    assert!(line.starts_with(&waiting), "{run:?}");
+    assert!(line.ends_with('.'), "{run:?}");
+    assert_eq!(lines.next(), None, "{run:?}");
+    assert!(!daemon.is_running());
+}
+
+#[test]
+fn stop_while_disabled_still_stops_a_running_daemon() {
+    let bench = RcDir::disabled();
+    let daemon = bench.running_daemon();
+    let run = bench.service("stop");
+    assert!(run.succeeded(), "{run:?}");
+    assert!(run.stdout.starts_with("Stopping laggmond.\n"), "{run:?}");
+    assert_eq!(daemon.ended_by(), Some(SIGTERM));
+}
+
+#[test]
+fn commands_while_disabled_are_refused_with_exit_status_zero() {
+    let bench = RcDir::disabled();
+    for command in ["start", "stop", "restart", "reload", "checkconfig"] {
+        let run = bench.service(command);
+        assert!(run.succeeded(), "{command}: {run:?}");
+        assert_eq!(
+            run.stdout,
+            format!(
+                "Cannot '{command}' laggmond. Set laggmond_enable to YES in \
+                 /etc/rc.conf or use 'one{command}' instead of '{command}'.\n"
+            )
+        );
+    }
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+    assert!(bench.kills().is_empty(), "{:?}", bench.kills());
+}
+
+#[test]
+fn checkconfig_while_disabled_says_to_use_onecheckconfig() {
+    let bench = RcDir::disabled();
+    bench.set("config-broken", "");
+    let run = bench.service("checkconfig");
+    // Exit status 0 with nothing checked: hence onecheckconfig.
+    assert!(run.succeeded(), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("use 'onecheckconfig' instead of 'checkconfig'"),
+        "{run:?}"
+    );
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn onecheckconfig_checks_while_disabled() {
+    let bench = RcDir::disabled();
+    let run = bench.service("onecheckconfig");
+    assert!(run.succeeded(), "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("{}: OK", bench.config())),
+        "{run:?}"
+    );
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+
+    bench.set("config-broken", "");
+    let run = bench.service("onecheckconfig");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.stderr.contains("groups.lagg0.ports"), "{run:?}");
+}
+
+#[test]
+fn onestart_starts_while_disabled() {
+    let bench = RcDir::disabled();
+    let run = bench.service("onestart");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(run.stdout, "Starting laggmond.\n");
+    assert_eq!(
+        bench.calls(),
+        [
+            bench.check_config_call(),
+            format!("run -c {} --pidfile {}", bench.config(), bench.pidfile()),
+        ]
+    );
+}
+
+#[test]
+fn quietstart_while_disabled_says_nothing() {
+    let bench = RcDir::disabled();
+    let run = bench.service("quietstart");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "");
+    assert!(bench.calls().is_empty(), "{:?}", bench.calls());
+}
+
+#[test]
+fn forcestart_starts_while_disabled() {
+    let bench = RcDir::disabled();
+    let run = bench.service("forcestart");
+    assert!(run.succeeded(), "{run:?}");
+    let run_call = format!("run -c {} --pidfile {}", bench.config(), bench.pidfile());
+    assert_eq!(bench.calls().last(), Some(&run_call));
+}
+
+#[test]
+fn status_while_disabled_still_answers() {
+    let bench = RcDir::disabled();
+    let run = bench.service("status");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "laggmond is not running.\n");
+
+    let daemon = bench.running_daemon();
+    let run = bench.service("status");
+    assert!(run.succeeded(), "{run:?}");
+    let line = format!("laggmond is running as pid {}.\n", daemon.pid());
+    assert!(run.stdout.starts_with(&line), "{run:?}");
+    assert_eq!(bench.calls(), ["status"]);
+}
+
+#[test]
+fn configtest_is_checkconfig() {
+    let bench = RcDir::new();
+    let run = bench.service("configtest");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Performing sanity check on laggmond configuration:\n{}: OK\n",
+            bench.config()
+        )
+    );
+    assert_eq!(bench.calls(), [bench.check_config_call()]);
+
+    bench.set("config-broken", "");
+    let run = bench.service("configtest");
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.stderr.contains("groups.lagg0.ports"), "{run:?}");
+}
+
+#[test]
+fn rcvar_describe_and_extracommands_answer_while_disabled() {
+    let bench = RcDir::disabled();
+    let run = bench.service("rcvar");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "# laggmond : lagg failover monitor\n#\nlaggmond_enable=\"NO\"\n#   (default: \"\")\n\n"
+    );
+    let run = bench.service("describe");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(run.stdout, "lagg failover monitor\n");
+    // extracommands is not exempt from the rcvar check.
+    let run = bench.service("oneextracommands");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(run.stdout, "reload checkconfig configtest\n");
+}
+
+#[test]
+fn enable_and_disable_edit_rc_conf_and_enabled_tells() {
+    let bench = RcDir::disabled();
+    assert_eq!(bench.service("enabled").code, Some(1));
+    let run = bench.service("enable");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("laggmond enabled in {}\n", bench.rc_conf())
+    );
+    assert!(bench.service("enabled").succeeded());
+    let run = bench.service("disable");
+    assert!(run.succeeded(), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("laggmond disabled in {}\n", bench.rc_conf())
+    );
+    assert_eq!(bench.service("enabled").code, Some(1));
+}
+
+#[test]
+fn an_unknown_command_shows_the_usage() {
+    let bench = RcDir::new();
+    let run = bench.service("frobnicate");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("unknown directive 'frobnicate'."),
+        "{run:?}"
+    );
+    let usage = "[fast|force|one|quiet](start|stop|restart|rcvar|enable|disable|\
+                 delete|enabled|describe|extracommands|reload|checkconfig|\
+                 configtest|status|poll)";
+    assert!(run.stderr.contains(usage), "{run:?}");
 }
