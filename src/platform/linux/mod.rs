@@ -85,7 +85,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
             "the Linux link monitor must be started inside a tokio runtime",
         ));
     }
-    let (socket, port) = open_socket(&options)?;
+    let (socket, port, recv_buffer) = open_socket(&options)?;
     let mut table = LinkTable::new(port);
     if let Some(seq) = table.start_dump() {
         send_dump_request(&socket, seq).map_err(context("sending the first link dump request"))?;
@@ -106,6 +106,7 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
         updates: update_tx,
         requests: request_rx,
         changes: FuturesUnordered::new(),
+        recv_buffer,
     };
     tokio::spawn(task.run());
     Ok(PlatformHandle {
@@ -117,9 +118,9 @@ pub fn spawn(options: Options) -> io::Result<PlatformHandle> {
 
 /// A `NETLINK_ROUTE` socket subscribed to link notifications, non-blocking,
 /// and the port id the kernel gave it.
-fn open_socket(options: &Options) -> io::Result<(Socket, u32)> {
+fn open_socket(options: &Options) -> io::Result<(Socket, u32, usize)> {
     let mut socket = Socket::new(NETLINK_ROUTE).map_err(context("opening a netlink socket"))?;
-    set_recv_buffer(&socket, options.recv_buffer)?;
+    let recv_buffer = set_recv_buffer(&socket, options.recv_buffer)?;
     let address = socket
         .bind_auto()
         .map_err(context("binding the netlink socket"))?;
@@ -134,12 +135,13 @@ fn open_socket(options: &Options) -> io::Result<(Socket, u32)> {
         port = address.port_number(),
         "netlink socket open"
     );
-    Ok((socket, address.port_number()))
+    Ok((socket, address.port_number(), recv_buffer))
 }
 
 /// Set the receive buffer. `SO_RCVBUFFORCE` (root) honours the size even
 /// above the system's `rmem_max`; `SO_RCVBUF` is capped by it.
-fn set_recv_buffer(socket: &Socket, size: usize) -> io::Result<()> {
+/// Returns the size in force, which bounds what can be queued at once.
+fn set_recv_buffer(socket: &Socket, size: usize) -> io::Result<usize> {
     match setsockopt(socket, sockopt::RcvBufForce, &size) {
         Ok(()) => {}
         Err(Errno::EPERM) => {
@@ -152,10 +154,16 @@ fn set_recv_buffer(socket: &Socket, size: usize) -> io::Result<()> {
         }
     }
     match getsockopt(socket, sockopt::RcvBuf) {
-        Ok(effective) => tracing::debug!(requested = size, effective, "netlink receive buffer"),
-        Err(errno) => tracing::debug!("cannot read back the netlink receive buffer: {errno}"),
+        Ok(effective) => {
+            tracing::debug!(requested = size, effective, "netlink receive buffer");
+            Ok(effective)
+        }
+        Err(errno) => {
+            tracing::debug!("cannot read back the netlink receive buffer: {errno}");
+            // The kernel doubles what it is given.
+            Ok(size.saturating_mul(2))
+        }
     }
-    Ok(())
 }
 
 /// Ask the kernel for every link, tagged with `seq`.
@@ -200,6 +208,9 @@ struct LinkTask {
     /// the answer it becomes. Polled by the loop itself, so no answer can
     /// leave except through [`LinkTask::answer_after_news`].
     changes: FuturesUnordered<PendingChange>,
+    /// The socket's receive buffer in force: no more than this many bytes
+    /// can be queued in it at once.
+    recv_buffer: usize,
 }
 
 /// One active-port change in flight, resolving to the answer to send.
@@ -363,12 +374,17 @@ impl LinkTask {
     /// acknowledges the request on the other socket. So once the answer is
     /// here, that news already waits in our socket: taking everything
     /// queued there first puts the updates showing the new active port
-    /// ahead of the answer.
+    /// ahead of the answer. Once as many bytes as the socket can hold
+    /// were read, whatever was queued with the answer has been, so a storm
+    /// of news cannot hold the answer (or the loop) here for ever.
     async fn answer_after_news(&mut self, answer: Answer) -> Flow {
-        loop {
+        let mut read = 0;
+        while read < self.recv_buffer {
             let received = recv_datagram(self.socket.get_ref(), &mut self.buffer);
-            if matches!(&received, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
-                break;
+            match &received {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Ok(datagram) => read += datagram.length.max(1),
+                Err(_) => read += 1,
             }
             if self.on_datagram(received).await == Flow::Stop {
                 return Flow::Stop;
