@@ -6,11 +6,11 @@
 //! Everything else (the control server, hooks, the platform) talks to it
 //! through channels, so there are no locks around the state.
 //!
-//! One file per concern: [`process`] starts the process (config, pidfile,
-//! detaching, runtime) and [`signals`] and [`pidfile`] serve it; this file
-//! is the loop; [`actions`] carries the engine's actions to the kernel,
-//! [`bus`] publishes events, [`control`] answers the control socket and
-//! [`reload`] reads a new config.
+//! One file per concern: `process` starts the process (config, pidfile,
+//! detaching, runtime) and `signals` and `pidfile` serve it; this file
+//! is the loop; `actions` carries the engine's actions to the kernel,
+//! `bus` publishes events, `control` answers the control socket and
+//! `reload` reads a new config.
 
 mod actions;
 mod bus;

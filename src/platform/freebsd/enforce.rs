@@ -3,7 +3,7 @@
 //!
 //! lagg cannot be told which port is its primary: the role only moves when
 //! the primary is removed. [`plan_restore`] reads the lagg and plans the
-//! removals and re-additions ([`LaggState::plan_primary_restore`]);
+//! removals and re-additions ([`super::lagg::LaggState::plan_primary_restore`]);
 //! [`execute_restore`] performs them in one burst and verifies the result.
 //! A step that fails stops the burst, and every port removed so far is
 //! added back before the error is answered, so that no port is left out of
