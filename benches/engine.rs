@@ -34,6 +34,7 @@ const PORT_PERIOD: Duration = Duration::from_secs(20);
 fn config(groups: usize, ports: usize) -> Arc<Config> {
     let groups = (0..groups)
         .map(|group| GroupConfig {
+            probe: None,
             name: format!("g{group}"),
             driver: Driver::None,
             ports: (0..ports).map(|port| format!("g{group}p{port}")).collect(),

@@ -640,6 +640,7 @@ impl Checker<'_> {
             port_nodes.and_then(|node| self.list(node, &fields.key("ports"), "a list of ports"));
         let ports = port_nodes.and_then(|nodes| self.ports(nodes, &fields, body));
         let group = GroupConfig {
+            probe: None,
             name: name.value.clone(),
             driver: driver?,
             ports: ports?,

@@ -118,6 +118,46 @@ pub struct GroupConfig {
     pub flap_damping: FlapDamping,
     /// `false`: watch and report only, never change the kernel's choice.
     pub enforce: bool,
+    /// Path probes: ARP requests to targets beyond the switch, per port,
+    /// to see a dead path that carrier does not show. `None`: carrier
+    /// alone decides (the path is `off`).
+    pub probe: Option<ProbeConfig>,
+}
+
+/// How a group's ports are probed (`groups.NAME.probe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// IPv4 targets beyond the switch (1 to [`MAX_PROBE_TARGETS`]), each
+    /// asked by an ARP request every `interval`.
+    pub arp: Vec<std::net::Ipv4Addr>,
+    /// How often each port is probed; at least [`MIN_PROBE_INTERVAL`].
+    pub interval: Duration,
+    /// Intervals in a row without a valid answer after which the path is
+    /// down; at least 1.
+    pub missed: u32,
+    /// Whether one target answering is enough, or all must.
+    pub require: Require,
+    /// The sender IP of the requests: 0.0.0.0 (an RFC 5227 ARP probe, which
+    /// changes no neighbour's ARP cache) unless set.
+    pub source: std::net::Ipv4Addr,
+}
+
+/// The most targets a group may probe.
+pub const MAX_PROBE_TARGETS: usize = 16;
+
+/// The shortest probe interval: faster would only add noise and load.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(50);
+
+named! {
+    /// How many of a group's probe targets must answer in an interval for
+    /// a port's path to count as working.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+    pub enum Require {
+        /// One target answering is enough.
+        Any => "any",
+        /// Every target must answer.
+        All => "all",
+    }
 }
 
 impl GroupConfig {

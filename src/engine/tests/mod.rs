@@ -35,6 +35,7 @@ pub(super) fn group_cfg(
     max_flaps: u32,
 ) -> GroupConfig {
     GroupConfig {
+        probe: None,
         name: name.to_owned(),
         driver: Driver::None,
         ports: ports.iter().map(|port| port.to_string()).collect(),
