@@ -22,6 +22,11 @@ shellcheck -s sh rc.d/laggmond scripts/*.sh tests/rc.subr/*
 # The manual pages: any mandoc warning fails the run.
 mandoc -Tlint -W warning man/*
 
+# The FreeBSD code, which cannot run here: its kernel interface against
+# FreeBSD's headers, and the lints as the FreeBSD build sees them.
+sh scripts/freebsd-abi.sh
+cargo clippy --all-targets --target x86_64-unknown-freebsd -- -D warnings
+
 cargo test --all-targets
 
 # The bonding tests, in a VM whose kernel has the bonding driver.

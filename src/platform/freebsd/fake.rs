@@ -31,8 +31,9 @@ use super::lagg::{LaggPort, LaggState};
 use super::message::{port_link_up, RouteMessage};
 use crate::platform::{LinkState, Update};
 
-/// `ifi_type` of an Ethernet interface outside any lagg (`IFT_ETHER`).
-pub const IFT_ETHER: u8 = 0x06;
+/// `ifi_type` of an Ethernet interface outside any lagg, which the
+/// simulated interfaces are; here for the tests that build them.
+pub use super::abi::IFT_ETHER;
 
 /// Flags of an interface that is up and running:
 /// UP|BROADCAST|RUNNING|SIMPLEX|MULTICAST, as ifconfig shows `0x8843`.

@@ -9,13 +9,13 @@
 //!
 //! Fields are read in host byte order, as the kernel writes them (the test
 //! vectors are amd64, little-endian), at offsets taken from the
-//! [`abi`](super::abi) mirrors, whose layout the unit tests pin down.
+//! [`abi`](super::abi) structs, whose layout the header check pins down.
 
 use core::fmt;
 use core::mem::{offset_of, size_of};
 
 use super::abi::{
-    name_from_field, IfAnnounceMsgHdr, IfData, IfMsgHdr, IFAN_ARRIVAL, IFAN_DEPARTURE, IFF_UP,
+    if_announcemsghdr, if_data, if_msghdr, name_from_field, IFAN_ARRIVAL, IFAN_DEPARTURE, IFF_UP,
     IFNAMSIZ, LINK_STATE_UP, RTM_IFANNOUNCE, RTM_IFINFO, RTM_VERSION,
 };
 use crate::platform::LinkState;
@@ -28,17 +28,17 @@ pub const COMMON_HEADER_LEN: usize = 4;
 /// `RTM_IEEE80211` carries a payload, so leave room.
 pub const READ_BUFFER_LEN: usize = 8192;
 
-const IF_MSGHDR_LEN: usize = size_of::<IfMsgHdr>();
-const IFM_FLAGS: usize = offset_of!(IfMsgHdr, ifm_flags);
-const IFM_INDEX: usize = offset_of!(IfMsgHdr, ifm_index);
-const IFM_LINK_STATE: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_link_state);
-const IFM_TYPE: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_type);
-const IFM_DATALEN: usize = offset_of!(IfMsgHdr, ifm_data) + offset_of!(IfData, ifi_datalen);
+const IF_MSGHDR_LEN: usize = size_of::<if_msghdr>();
+const IFM_FLAGS: usize = offset_of!(if_msghdr, ifm_flags);
+const IFM_INDEX: usize = offset_of!(if_msghdr, ifm_index);
+const IFM_LINK_STATE: usize = offset_of!(if_msghdr, ifm_data) + offset_of!(if_data, ifi_link_state);
+const IFM_TYPE: usize = offset_of!(if_msghdr, ifm_data) + offset_of!(if_data, ifi_type);
+const IFM_DATALEN: usize = offset_of!(if_msghdr, ifm_data) + offset_of!(if_data, ifi_datalen);
 
-const IF_ANNOUNCE_LEN: usize = size_of::<IfAnnounceMsgHdr>();
-const IFAN_INDEX: usize = offset_of!(IfAnnounceMsgHdr, ifan_index);
-const IFAN_NAME: usize = offset_of!(IfAnnounceMsgHdr, ifan_name);
-const IFAN_WHAT: usize = offset_of!(IfAnnounceMsgHdr, ifan_what);
+const IF_ANNOUNCE_LEN: usize = size_of::<if_announcemsghdr>();
+const IFAN_INDEX: usize = offset_of!(if_announcemsghdr, ifan_index);
+const IFAN_NAME: usize = offset_of!(if_announcemsghdr, ifan_name);
+const IFAN_WHAT: usize = offset_of!(if_announcemsghdr, ifan_what);
 
 /// A routing message laggmond acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl RouteMessage {
                 bytes[IFM_INDEX..IFM_INDEX + 2].copy_from_slice(&index.to_ne_bytes());
                 bytes[IFM_TYPE] = *if_type;
                 bytes[IFM_LINK_STATE] = *link_state;
-                let datalen = size_of::<IfData>() as u16;
+                let datalen = size_of::<if_data>() as u16;
                 bytes[IFM_DATALEN..IFM_DATALEN + 2].copy_from_slice(&datalen.to_ne_bytes());
                 bytes
             }

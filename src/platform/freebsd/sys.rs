@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::abi::{
-    IfData, IfReq, LaggReqAll, LaggReqPort, NameError, PF_ROUTE, SIOCGIFDATA, SIOCGIFFLAGS,
+    if_data, IfReq, LaggReqAll, LaggReqPort, NameError, PF_ROUTE, SIOCGIFDATA, SIOCGIFFLAGS,
     SIOCGLAGG, SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
 };
 use super::kernel::{Interface, LaggKernel};
@@ -114,8 +114,10 @@ pub fn set_interface_flags(fd: BorrowedFd<'_>, name: &str, flags: i32) -> io::Re
 }
 
 /// An interface's `if_data` (`SIOCGIFDATA`): its link state, for resyncs.
-pub fn interface_data(fd: BorrowedFd<'_>, name: &str) -> io::Result<IfData> {
-    let mut data = IfData::default();
+pub fn interface_data(fd: BorrowedFd<'_>, name: &str) -> io::Result<if_data> {
+    // SAFETY: `if_data` is integers and unions of integers; all zeroes is
+    // a valid value.
+    let mut data: if_data = unsafe { core::mem::zeroed() };
     let mut request = IfReq::new(name).map_err(invalid_name)?;
     request.set_data(&mut data);
     // SAFETY: SIOCGIFDATA takes a `struct ifreq` whose `ifr_data` points
@@ -211,10 +213,9 @@ impl LaggKernel for SysKernel {
 ///
 /// `arg` must be the struct `request` encodes, and every pointer inside it
 /// must be valid for what the kernel reads or writes through it.
-unsafe fn ioctl<T>(fd: BorrowedFd<'_>, request: u32, arg: &mut T) -> io::Result<()> {
+unsafe fn ioctl<T>(fd: BorrowedFd<'_>, request: libc::c_ulong, arg: &mut T) -> io::Result<()> {
     // SAFETY: upheld by the caller.
-    let result =
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::c_ulong::from(request), arg as *mut T) };
+    let result = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg as *mut T) };
     if result == -1 {
         Err(io::Error::last_os_error())
     } else {
