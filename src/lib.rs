@@ -21,4 +21,5 @@ pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod platform;
+pub mod probe;
 pub mod status;

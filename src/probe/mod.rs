@@ -1,0 +1,31 @@
+//! Path probes: ARP requests sent out of each port to targets beyond the
+//! switch, so that a port whose link is up but whose path is dead (a hung
+//! switch port, a wrong VLAN, a dead uplink) is not trusted.
+//!
+//! What the engine is told is plain data, here; how frames are built,
+//! filtered and judged lives in the submodules, apart from any I/O.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// A port's path changed, as its probes judged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathReport {
+    /// The group whose probe settings judged it.
+    pub group: String,
+    /// The port probed.
+    pub port: String,
+    /// The judgement.
+    pub verdict: PathVerdict,
+}
+
+/// What a port's probes say about the path beyond it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathVerdict {
+    /// Answers came (from enough targets, per `require`) in the latest
+    /// interval; `rtt` is the round trip of the first valid answer.
+    Up { rtt: Duration },
+    /// `missed` intervals in a row went without enough answers; `targets`
+    /// are the ones that did not answer.
+    Down { missed: u32, targets: Vec<Ipv4Addr> },
+}
