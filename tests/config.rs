@@ -1,11 +1,13 @@
 //! The config loader through its public API: defaults, the shipped sample,
 //! every class of error with its position, and robustness against garbage.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use laggmond::config::{
-    Config, ConfigError, Driver, Facility, FlapDamping, Position, DEFAULT_SOCKET, MAX_FILE_BYTES,
+    Config, ConfigError, Driver, Facility, FlapDamping, Position, ProbeConfig, Require,
+    DEFAULT_SOCKET, MAX_FILE_BYTES, MAX_PROBE_TARGETS,
 };
 use laggmond::event::{Kind, Severity};
 
@@ -62,6 +64,7 @@ fn a_minimal_config_gets_every_default() {
     assert_eq!(group.preempt_delay, Duration::from_secs(10));
     assert_eq!(group.flap_damping, FlapDamping::default());
     assert!(group.enforce);
+    assert_eq!(group.probe, None);
 }
 
 #[test]
@@ -116,6 +119,7 @@ hooks:
         }
     );
     assert!(!group.enforce);
+    assert_eq!(group.probe, None);
     assert_eq!(config.hooks.len(), 2);
     assert_eq!(config.hooks[0].on, [Kind::Failover]);
     assert_eq!(config.hooks[0].run, ["/usr/bin/logger", "-t", "laggmond"]);
@@ -180,6 +184,7 @@ fn the_sample_loads() {
     assert_eq!(config.groups[0].driver, Driver::Lagg);
     assert_eq!(config.groups[0].ports, ["em0", "bge0"]);
     assert_eq!(config.log.severity(Kind::Failover), Severity::Warning);
+    assert_eq!(config.groups[0].probe, None);
 }
 
 /// The commented examples (`#key:` lines) must be valid too: remove the `#`
@@ -213,6 +218,10 @@ fn the_sample_loads_with_every_example_enabled() {
     assert_eq!(config.socket_group.as_deref(), Some("operator"));
     assert_eq!(config.hooks.len(), 1);
     assert_eq!(config.hooks[0].on, [Kind::Failover, Kind::AllPortsDown]);
+    let probe = config.groups[0].probe.as_ref().expect("the probe example");
+    assert_eq!(probe.arp.len(), 2);
+    assert_eq!(probe.interval, Duration::from_secs(1));
+    assert_eq!(probe.source, Ipv4Addr::UNSPECIFIED);
 }
 
 #[test]
@@ -241,7 +250,7 @@ fn unknown_keys_name_the_key_and_the_allowed_ones() {
     assert_error(
         "groups:\n  lagg0:\n    driver: lagg\n    ports: [em0]\n    prempt: true\n",
         "5:5: groups.lagg0.prempt: unknown key; allowed keys: driver, ports, \
-         preempt, preempt_delay, flap_damping, enforce",
+         preempt, preempt_delay, flap_damping, enforce, probe",
     );
     assert_error(
         &format!("{GROUP}log: {{ syslog: true, level: info }}\n"),
@@ -801,4 +810,284 @@ fn integers_out_of_range_or_not_whole_say_so() {
             );
         }
     }
+}
+
+/// A group in block style with a `probe` block of these lines (each
+/// indented under `probe:`, which is line 5).
+fn probed(lines: &str) -> String {
+    let body: String = lines
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    format!("groups:\n  uplink:\n    driver: none\n    ports: [eth0, eth1]\n    probe:\n{body}")
+}
+
+#[test]
+fn a_probe_block_is_read() {
+    let text = probed(
+        "arp: [192.0.2.1, 192.0.2.254]\ninterval: 250ms\nmissed: 5\nrequire: all\nsource: 192.0.2.10",
+    );
+    let config = parse(&text).expect("valid");
+    assert_eq!(
+        config.groups[0].probe,
+        Some(ProbeConfig {
+            arp: vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 254)],
+            interval: Duration::from_millis(250),
+            missed: 5,
+            require: Require::All,
+            source: Ipv4Addr::new(192, 0, 2, 10),
+        })
+    );
+}
+
+#[test]
+fn a_probe_block_gets_its_defaults() {
+    let config = parse(&probed("arp: [198.51.100.7]")).expect("valid");
+    assert_eq!(
+        config.groups[0].probe,
+        Some(ProbeConfig {
+            arp: vec![Ipv4Addr::new(198, 51, 100, 7)],
+            interval: Duration::from_secs(1),
+            missed: 3,
+            require: Require::Any,
+            source: Ipv4Addr::UNSPECIFIED,
+        })
+    );
+    // A null source is unset too; 0.0.0.0 written out is the default.
+    for source in ["~", "0.0.0.0"] {
+        let config = parse(&probed(&format!("arp: [198.51.100.7]\nsource: {source}")));
+        let probe = config.expect("valid").groups[0].probe.clone();
+        assert_eq!(probe.expect("a probe").source, Ipv4Addr::UNSPECIFIED);
+    }
+    // The limits themselves are fine.
+    let targets: Vec<String> = (1..=MAX_PROBE_TARGETS)
+        .map(|i| format!("192.0.2.{i}"))
+        .collect();
+    let text = probed(&format!(
+        "arp: [{}]\ninterval: 50ms\nmissed: 100",
+        targets.join(", ")
+    ));
+    let probe = parse(&text).expect("valid").groups[0].probe.clone();
+    let probe = probe.expect("a probe");
+    assert_eq!(probe.arp.len(), MAX_PROBE_TARGETS);
+    assert_eq!(probe.interval, Duration::from_millis(50));
+    assert_eq!(probe.missed, 100);
+    parse(&probed("arp: [192.0.2.1]\ninterval: 1m")).expect("1 minute is fine");
+}
+
+#[test]
+fn a_probe_needs_arp_targets() {
+    let needs = "groups.uplink.probe: probe needs arp targets (a list of 1 to 16 IPv4 \
+                 addresses); remove `probe` to go by carrier alone";
+    let group = "groups:\n  uplink:\n    driver: none\n    ports: [eth0]\n";
+    assert_error(&format!("{group}    probe:\n"), &format!("5:5: {needs}"));
+    assert_error(
+        &format!("{group}    probe: null\n"),
+        &format!("5:5: {needs}"),
+    );
+    assert_error(
+        &format!("{group}    probe: {{}}\n"),
+        "5:5: groups.uplink.probe: missing required key `arp` (a list of 1 to 16 IPv4 addresses)",
+    );
+    assert_error(
+        &probed("interval: 2s"),
+        "5:5: groups.uplink.probe: missing required key `arp` (a list of 1 to 16 IPv4 addresses)",
+    );
+    assert_error(
+        &format!("{group}    probe: [192.0.2.1]\n"),
+        "5:12: groups.uplink.probe: expected a mapping of probe settings \
+         (arp, interval, missed, require, source), found a list",
+    );
+}
+
+#[test]
+fn probe_target_lists_are_checked() {
+    // Like `ports`, a single address is not taken for a list of one.
+    assert_error(
+        &probed("arp: 192.0.2.1"),
+        "6:12: groups.uplink.probe.arp: expected a list of 1 to 16 IPv4 addresses, \
+         found the string `192.0.2.1`",
+    );
+    assert_error(
+        &probed("arp: []"),
+        "6:12: groups.uplink.probe.arp: a probe needs at least one target",
+    );
+    let targets: Vec<String> = (1..=17).map(|i| format!("192.0.2.{i}")).collect();
+    assert_error(
+        &probed(&format!("arp: [{}]", targets.join(", "))),
+        "6:12: groups.uplink.probe.arp: a probe has at most 16 targets, found 17",
+    );
+    assert_error(
+        &probed("arp: [192.0.2.1, 192.0.2.2, 192.0.2.1]"),
+        "6:35: groups.uplink.probe.arp: target `192.0.2.1` is listed twice \
+         (first at line 6, column 13)",
+    );
+}
+
+#[test]
+fn probe_targets_must_be_unicast_ipv4_addresses() {
+    // Each refused at the entry's own line and column.
+    let at = |entry: &str| probed(&format!("arp:\n  - 192.0.2.1\n  - {entry}"));
+    let cases = [
+        (
+            "2001:db8::1",
+            "target `2001:db8::1` is an IPv6 address; ARP works with IPv4 addresses only",
+        ),
+        (
+            "gw.example.net",
+            "target `gw.example.net` is not an IPv4 address; write a dotted quad such as \
+             192.0.2.1 (names are not looked up)",
+        ),
+        (
+            "192.0.2.256",
+            "target `192.0.2.256` is not an IPv4 address; write a dotted quad such as \
+             192.0.2.1 (names are not looked up)",
+        ),
+        (
+            "192.0.2",
+            "target `192.0.2` is not an IPv4 address; write a dotted quad such as \
+             192.0.2.1 (names are not looked up)",
+        ),
+        (
+            "010.0.0.1",
+            "target `010.0.0.1` has a part with a leading zero, which some programs read as \
+             octal; write each part in decimal without leading zeros",
+        ),
+        (
+            "0.0.0.0",
+            "target `0.0.0.0` is the unspecified address; a target must be a unicast address \
+             on the link",
+        ),
+        (
+            "255.255.255.255",
+            "target `255.255.255.255` is the broadcast address; a target must be a unicast \
+             address on the link",
+        ),
+        (
+            "224.0.0.1",
+            "target `224.0.0.1` is a multicast address; a target must be a unicast address \
+             on the link",
+        ),
+        (
+            "239.255.0.1",
+            "target `239.255.0.1` is a multicast address; a target must be a unicast address \
+             on the link",
+        ),
+        (
+            "127.0.0.1",
+            "target `127.0.0.1` is a loopback address; a target must be a unicast address \
+             on the link",
+        ),
+        (
+            "3232235777",
+            "expected an IPv4 address such as 192.0.2.1, found the integer `3232235777`",
+        ),
+    ];
+    for (entry, message) in cases {
+        assert_error(
+            &at(entry),
+            &format!("8:11: groups.uplink.probe.arp: {message}"),
+        );
+    }
+}
+
+#[test]
+fn probe_settings_are_checked() {
+    let with = |setting: &str| probed(&format!("arp: [192.0.2.1]\n{setting}"));
+    assert_error(
+        &with("interval: 10ms"),
+        "7:17: groups.uplink.probe.interval: must be at least 50ms",
+    );
+    assert_error(
+        &with("interval: 2m"),
+        "7:17: groups.uplink.probe.interval: must be at most 1 minute",
+    );
+    assert_error(
+        &with("interval: 1"),
+        "7:17: groups.uplink.probe.interval: `1` has no unit; write e.g. 1s",
+    );
+    assert_error(
+        &with("missed: 0"),
+        "7:15: groups.uplink.probe.missed: `0` is out of range; must be an integer from 1 to 100",
+    );
+    assert_error(
+        &with("missed: 101"),
+        "7:15: groups.uplink.probe.missed: `101` is out of range; must be an integer \
+         from 1 to 100",
+    );
+    assert_error(
+        &with("missed: 2.5"),
+        "7:15: groups.uplink.probe.missed: `2.5` is not an integer; must be an integer \
+         from 1 to 100",
+    );
+    assert_error(
+        &with("require: most"),
+        "7:16: groups.uplink.probe.require: unknown requirement `most`; \
+         expected one of: any, all",
+    );
+    assert_error(
+        &with("require: true"),
+        "7:16: groups.uplink.probe.require: expected a requirement (any, all), \
+         found the boolean `true`",
+    );
+    assert_error(
+        &with("source: 224.0.0.5"),
+        "7:15: groups.uplink.probe.source: source `224.0.0.5` is a multicast address; \
+         it must be a unicast address on the link, or 0.0.0.0",
+    );
+    assert_error(
+        &with("source: 255.255.255.255"),
+        "7:15: groups.uplink.probe.source: source `255.255.255.255` is the broadcast \
+         address; it must be a unicast address on the link, or 0.0.0.0",
+    );
+    assert_error(
+        &with("source: \"fe80::1\""),
+        "7:15: groups.uplink.probe.source: source `fe80::1` is an IPv6 address; \
+         ARP works with IPv4 addresses only",
+    );
+    assert_error(
+        &with("source: myhost"),
+        "7:15: groups.uplink.probe.source: source `myhost` is not an IPv4 address; \
+         write a dotted quad such as 192.0.2.1 (names are not looked up)",
+    );
+    assert_error(
+        &with("timeout: 1s"),
+        "7:7: groups.uplink.probe.timeout: unknown key; allowed keys: arp, interval, \
+         missed, require, source",
+    );
+}
+
+/// Every problem in a probe block is reported, in file order, even when
+/// the group itself is unusable.
+#[test]
+fn every_probe_problem_is_reported() {
+    let text = "\
+groups:
+  uplink:
+    ports: [eth0]
+    probe:
+      arp: [192.0.2.1, ::1, 192.0.2.1]
+      interval: 10ms
+      missed: 0
+      require: most
+      source: 224.0.0.1
+";
+    let lines = error_lines(text);
+    let positions: Vec<&str> = lines
+        .iter()
+        .map(|line| line.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        positions,
+        [
+            format!("{FILE}:2:3:"),
+            format!("{FILE}:5:24:"),
+            format!("{FILE}:5:29:"),
+            format!("{FILE}:6:17:"),
+            format!("{FILE}:7:15:"),
+            format!("{FILE}:8:16:"),
+            format!("{FILE}:9:15:"),
+        ],
+        "{lines:#?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! problem rather than stopping at the first.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,8 +12,9 @@ use serde_saphyr::{Location, Spanned};
 use super::position::{child_key, invisible, item_key, position, shown};
 use super::yaml::Node;
 use super::{
-    Config, Driver, Facility, FlapDamping, GroupConfig, HookConfig, LogConfig, Problem,
-    DEFAULT_SOCKET, MAX_PORTS,
+    Config, Driver, Facility, FlapDamping, GroupConfig, HookConfig, LogConfig, ProbeConfig,
+    Problem, Require, DEFAULT_SOCKET, MAX_PORTS, MAX_PROBE_INTERVAL, MAX_PROBE_MISSED,
+    MAX_PROBE_TARGETS, MIN_PROBE_INTERVAL,
 };
 use crate::event::{Kind, Severity};
 use crate::names::Named;
@@ -37,6 +39,11 @@ pub(super) fn check(
         Some(config) if checker.problems.is_empty() => Ok(config),
         _ => Err(checker.problems),
     }
+}
+
+/// What `probe.arp` holds, for the messages that say so.
+fn arp_expected() -> String {
+    format!("a list of 1 to {MAX_PROBE_TARGETS} IPv4 addresses")
 }
 
 /// Every name of `T`, `a, b, c`.
@@ -141,12 +148,22 @@ const HOOK_TIMEOUT_LIMITS: DurationLimits = DurationLimits {
     max: HOUR,
     max_text: "1 hour",
 };
+const PROBE_INTERVAL_LIMITS: DurationLimits = DurationLimits {
+    min: MIN_PROBE_INTERVAL,
+    max: MAX_PROBE_INTERVAL,
+    max_text: "1 minute",
+};
 
 const DEFAULT_RESYNC: Duration = MINUTE;
 const DEFAULT_HISTORY: u64 = 256;
 const MAX_HISTORY: u64 = 100_000;
 const DEFAULT_PREEMPT_DELAY: Duration = Duration::from_secs(10);
 const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Three misses in a row: one lost frame, or two, is not a dead path.
+const DEFAULT_PROBE_MISSED: u32 = 3;
+/// 0.0.0.0: an RFC 5227 ARP probe, which no neighbour caches.
+const DEFAULT_PROBE_SOURCE: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 /// More flaps than this per window is not damping any more; it also bounds
 /// what the engine keeps per port.
 const MAX_FLAPS: u64 = 1000;
@@ -168,9 +185,11 @@ const GROUP_KEYS: &[&str] = &[
     "preempt_delay",
     "flap_damping",
     "enforce",
+    "probe",
 ];
 const FLAP_KEYS: &[&str] = &["max_flaps", "window", "hold"];
 const HOOK_KEYS: &[&str] = &["on", "run", "timeout"];
+const PROBE_KEYS: &[&str] = &["arp", "interval", "missed", "require", "source"];
 
 type Entries = [(Spanned<String>, Spanned<Node>)];
 
@@ -192,6 +211,14 @@ impl<'n> Fields<'n> {
 
     fn key(&self, name: &str) -> String {
         child_key(&self.path, name)
+    }
+
+    /// Where the key `name` itself is written.
+    fn key_location(&self, name: &str) -> Option<Location> {
+        self.entries
+            .iter()
+            .find(|(key, _)| key.value == name)
+            .map(|(key, _)| key.referenced)
     }
 }
 
@@ -639,8 +666,10 @@ impl Checker<'_> {
         let port_nodes =
             port_nodes.and_then(|node| self.list(node, &fields.key("ports"), "a list of ports"));
         let ports = port_nodes.and_then(|nodes| self.ports(nodes, &fields, body));
+        // Before the rest, which stops at a missing driver or port list:
+        // the probe's own problems are reported either way.
+        let probe = self.probe(&fields);
         let group = GroupConfig {
-            probe: None,
             name: name.value.clone(),
             driver: driver?,
             ports: ports?,
@@ -654,6 +683,7 @@ impl Checker<'_> {
             flap_damping: self
                 .flap_damping(fields.get("flap_damping"), &fields.key("flap_damping")),
             enforce: self.boolean(fields.get("enforce"), &fields.key("enforce"), true),
+            probe,
         };
         Some((group, port_nodes?))
     }
@@ -753,6 +783,153 @@ impl Checker<'_> {
         };
         self.report(at, key, problem);
         false
+    }
+
+    /// The group's `probe` block, `None` when there is none (or it is
+    /// unusable, which is reported).
+    fn probe(&mut self, group: &Fields<'_>) -> Option<ProbeConfig> {
+        let node = group.get("probe")?;
+        let key = group.key("probe");
+        let owner = group.key_location("probe").unwrap_or(node.referenced);
+        match &node.value {
+            // `probe:` alone most likely lost its block to indentation;
+            // taking it for "no probes" would silently watch carrier only.
+            Node::Null => {
+                let message = format!(
+                    "probe needs arp targets ({}); \
+                     remove `probe` to go by carrier alone",
+                    arp_expected()
+                );
+                self.report(owner, &key, message);
+                return None;
+            }
+            Node::Map(_) => {}
+            _ => {
+                let expected = format!("a mapping of probe settings ({})", PROBE_KEYS.join(", "));
+                self.wrong_type(node, &key, &expected);
+                return None;
+            }
+        }
+        let fields = self.fields(Some(node), &key, owner, PROBE_KEYS)?;
+        let arp = self.required(&fields, "arp", &arp_expected());
+        let arp = arp.and_then(|node| self.probe_targets(node, &fields.key("arp")));
+        let interval = self.duration(
+            fields.get("interval"),
+            &fields.key("interval"),
+            DEFAULT_PROBE_INTERVAL,
+            &PROBE_INTERVAL_LIMITS,
+        );
+        let missed = self.integer(
+            fields.get("missed"),
+            &fields.key("missed"),
+            DEFAULT_PROBE_MISSED.into(),
+            1..=MAX_PROBE_MISSED.into(),
+        );
+        let require = fields
+            .get("require")
+            .and_then(|node| self.choice::<Require>(node, &fields.key("require"), "requirement"))
+            .unwrap_or(Require::Any);
+        let source = self.probe_source(fields.get("source"), &fields.key("source"));
+        Some(ProbeConfig {
+            arp: arp?,
+            interval,
+            missed: u32::try_from(missed).unwrap_or(DEFAULT_PROBE_MISSED),
+            require,
+            source,
+        })
+    }
+
+    /// The probe targets: 1 to [`MAX_PROBE_TARGETS`] unicast IPv4
+    /// addresses, each listed once; `None` when the list is unusable.
+    fn probe_targets(&mut self, node: &Spanned<Node>, key: &str) -> Option<Vec<Ipv4Addr>> {
+        let items = self.list(node, key, &arp_expected())?;
+        if items.is_empty() {
+            self.report(node.referenced, key, "a probe needs at least one target");
+            return None;
+        }
+        if items.len() > MAX_PROBE_TARGETS {
+            let message = format!(
+                "a probe has at most {MAX_PROBE_TARGETS} targets, found {}",
+                items.len()
+            );
+            self.report(node.referenced, key, message);
+        }
+        let mut targets: Vec<(Ipv4Addr, Location)> = Vec::new();
+        for item in items {
+            let Some(address) = self.ipv4(item, key, "target") else {
+                continue;
+            };
+            if let Some(what) = not_unicast(address) {
+                let message = format!(
+                    "target `{address}` is {what}; \
+                     a target must be a unicast address on the link"
+                );
+                self.report(item.referenced, key, message);
+                continue;
+            }
+            if let Some((_, first)) = targets.iter().find(|(target, _)| *target == address) {
+                let message = format!(
+                    "target `{address}` is listed twice (first at line {}, column {})",
+                    first.line(),
+                    first.column()
+                );
+                self.report(item.referenced, key, message);
+                continue;
+            }
+            targets.push((address, item.referenced));
+        }
+        Some(targets.into_iter().map(|(address, _)| address).collect())
+    }
+
+    /// The sender address of the probes: 0.0.0.0 when not set, or any
+    /// address the port could own.
+    fn probe_source(&mut self, node: Option<&Spanned<Node>>, key: &str) -> Ipv4Addr {
+        let Some(node) = node.filter(|node| !matches!(node.value, Node::Null)) else {
+            return DEFAULT_PROBE_SOURCE;
+        };
+        let Some(address) = self.ipv4(node, key, "source") else {
+            return DEFAULT_PROBE_SOURCE;
+        };
+        // 0.0.0.0 written out is the default: RFC 5227 probes.
+        let unfit = not_unicast(address).filter(|_| !address.is_unspecified());
+        if let Some(what) = unfit {
+            let message = format!(
+                "source `{address}` is {what}; \
+                 it must be a unicast address on the link, or 0.0.0.0"
+            );
+            self.report(node.referenced, key, message);
+            return DEFAULT_PROBE_SOURCE;
+        }
+        address
+    }
+
+    /// An IPv4 address written as a dotted quad; `what` names it in the
+    /// messages.
+    fn ipv4(&mut self, node: &Spanned<Node>, key: &str, what: &str) -> Option<Ipv4Addr> {
+        let text = self.string(node, key, "an IPv4 address such as 192.0.2.1")?;
+        if let Ok(address) = text.parse::<Ipv4Addr>() {
+            return Some(address);
+        }
+        let message = if leading_zero(text) {
+            format!(
+                "{what} {} has a part with a leading zero, which some programs read as octal; \
+                 write each part in decimal without leading zeros",
+                shown(text)
+            )
+        } else if text.parse::<Ipv6Addr>().is_ok() {
+            format!(
+                "{what} {} is an IPv6 address; ARP works with IPv4 addresses only",
+                shown(text)
+            )
+        } else {
+            format!(
+                "{what} {} is not an IPv4 address; write a dotted quad such as 192.0.2.1 \
+                 (names are not looked up)",
+                shown(text)
+            )
+        };
+        self.report(node.referenced, key, message);
+        None
     }
 
     fn flap_damping(&mut self, node: Option<&Spanned<Node>>, key: &str) -> FlapDamping {
@@ -876,6 +1053,37 @@ impl Checker<'_> {
     }
 }
 
+/// What makes `address` unfit to be asked or to ask from, as the end of
+/// "X is ...": no host answers ARP for these, and none may send from them.
+fn not_unicast(address: Ipv4Addr) -> Option<&'static str> {
+    if address.is_unspecified() {
+        Some("the unspecified address")
+    } else if address.is_broadcast() {
+        Some("the broadcast address")
+    } else if address.is_multicast() {
+        Some("a multicast address")
+    } else if address.is_loopback() {
+        Some("a loopback address")
+    } else {
+        None
+    }
+}
+
+/// Whether `text` is a dotted quad but for a part written with a leading
+/// zero (`010.0.0.1`): `inet_aton` reads that part as octal, so whether
+/// it means 8 or 10 depends on the reader; it is refused rather than
+/// guessed.
+fn leading_zero(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|part| {
+            !part.is_empty() && part.len() <= 4 && part.bytes().all(|b| b.is_ascii_digit())
+        })
+        && parts
+            .iter()
+            .any(|part| part.len() > 1 && part.starts_with('0'))
+}
+
 /// A duration as written in the file: `10s`, `5m`, `1h 30m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
@@ -893,6 +1101,32 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_dotted_quads_with_a_leading_zero_are_taken_for_octal() {
+        assert!(leading_zero("010.0.0.1"));
+        assert!(leading_zero("192.0.2.01"));
+        assert!(leading_zero("1.2.3.0400"));
+        assert!(!leading_zero("10.0.0.1"));
+        assert!(!leading_zero("0.0.0.0"));
+        assert!(!leading_zero("01.2.3"));
+        assert!(!leading_zero("0x1.2.3.4"));
+        assert!(!leading_zero("01.2.3.4.5"));
+    }
+
+    #[test]
+    fn only_unicast_addresses_are_fit_to_probe() {
+        let fit = |text: &str| not_unicast(text.parse().expect("an address"));
+        assert_eq!(fit("192.0.2.1"), None);
+        // Private and link-local addresses are ordinary neighbours.
+        assert_eq!(fit("10.0.0.1"), None);
+        assert_eq!(fit("169.254.1.1"), None);
+        assert_eq!(fit("0.0.0.0"), Some("the unspecified address"));
+        assert_eq!(fit("255.255.255.255"), Some("the broadcast address"));
+        assert_eq!(fit("224.0.0.1"), Some("a multicast address"));
+        assert_eq!(fit("239.255.255.255"), Some("a multicast address"));
+        assert_eq!(fit("127.0.0.53"), Some("a loopback address"));
+    }
 
     #[test]
     fn durations_take_humantime_units_and_refuse_negatives() {

@@ -148,6 +148,17 @@ pub const MAX_PROBE_TARGETS: usize = 16;
 /// The shortest probe interval: faster would only add noise and load.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The longest probe interval: a path asked less often than once a minute
+/// is hardly watched, and a dead one would go unseen for minutes.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The most intervals in a row a path may go unanswered before it is down.
+/// Beyond 100 the detection time is better stretched with a longer
+/// `interval` than counted in intervals (100 at the default 1s is already
+/// well over a minute), and the bound keeps the counters the engine holds
+/// per port and target small.
+pub const MAX_PROBE_MISSED: u32 = 100;
+
 named! {
     /// How many of a group's probe targets must answer in an interval for
     /// a port's path to count as working.
