@@ -130,10 +130,11 @@ pub struct ProbeConfig {
     /// IPv4 targets beyond the switch (1 to [`MAX_PROBE_TARGETS`]), each
     /// asked by an ARP request every `interval`.
     pub arp: Vec<std::net::Ipv4Addr>,
-    /// How often each port is probed; at least [`MIN_PROBE_INTERVAL`].
+    /// How often each port is probed; from [`MIN_PROBE_INTERVAL`] to
+    /// [`MAX_PROBE_INTERVAL`].
     pub interval: Duration,
     /// Intervals in a row without a valid answer after which the path is
-    /// down; at least 1.
+    /// down; from 1 to [`MAX_PROBE_MISSED`].
     pub missed: u32,
     /// Whether one target answering is enough, or all must.
     pub require: Require,
