@@ -25,7 +25,6 @@ fn kernel_cfg(
     max_flaps: u32,
 ) -> GroupConfig {
     GroupConfig {
-        probe: None,
         driver,
         ..group_cfg(name, ports, preempt_delay_ms, max_flaps)
     }
