@@ -70,7 +70,7 @@ const SWEEP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Every variable a hook may receive. All are removed from the inherited
 /// environment first, so a stale value of the daemon's own never leaks.
-const ENV_NAMES: [&str; 10] = [
+const ENV_NAMES: [&str; 13] = [
     "LAGGMOND_EVENT",
     "LAGGMOND_GROUP",
     "LAGGMOND_PORT",
@@ -81,6 +81,9 @@ const ENV_NAMES: [&str; 10] = [
     "LAGGMOND_SEVERITY",
     "LAGGMOND_OUTAGE_MS",
     "LAGGMOND_TIME",
+    "LAGGMOND_TARGETS",
+    "LAGGMOND_MISSED",
+    "LAGGMOND_RTT_MS",
 ];
 
 /// Hook counters, for metrics. `started` counts runs taken from the queue;
@@ -617,6 +620,13 @@ fn environment(event: &Event) -> Vec<(&'static str, String)> {
         ("LAGGMOND_TO", what.to.clone()),
         ("LAGGMOND_CAUSE", what.cause.map(|c| c.as_str().to_owned())),
         ("LAGGMOND_OUTAGE_MS", what.outage_ms.map(|v| v.to_string())),
+        // Space-separated, so that a shell loops over them as they are.
+        (
+            "LAGGMOND_TARGETS",
+            what.targets.as_ref().map(|t| t.join(" ")),
+        ),
+        ("LAGGMOND_MISSED", what.missed.map(|v| v.to_string())),
+        ("LAGGMOND_RTT_MS", what.rtt_ms.map(|v| v.to_string())),
     ];
     let mut env = vec![
         ("LAGGMOND_EVENT", what.kind.as_str().to_owned()),

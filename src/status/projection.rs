@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::engine::{Group, Port, PortLink};
 use crate::event::Timestamp;
+use crate::probe::PathState;
 
 use super::{FailoverStatus, GroupStatus, Link, PortStatus, Role, State, Status};
 
@@ -78,8 +79,12 @@ fn port_status(
         PortLink::Down => (Link::Down, Role::Down),
         PortLink::Up if active == Some(port.name()) => (Link::Up, Role::Active),
         PortLink::Up if damped_until.is_some() => (Link::Up, Role::Damped),
+        PortLink::Up if port.path() == PathState::Down => (Link::Up, Role::PathDown),
         PortLink::Up => (Link::Up, Role::Backup),
     };
+    // A group without probes reports no path at all: its report stays
+    // what it was before probes existed.
+    let path = Some(port.path()).filter(|path| *path != PathState::Off);
     PortStatus {
         name: port.name().to_owned(),
         link,
@@ -88,6 +93,8 @@ fn port_status(
         flaps: port.flaps_in_window(now),
         damped: damped_until.is_some(),
         damped_until: damped_until.map(|at| wall_time(clock, at)),
+        path,
+        rtt_ms: port.rtt().map(|rtt| rtt.as_micros() as f64 / 1000.0),
     }
 }
 
