@@ -290,8 +290,12 @@ impl Group {
             }
             return;
         }
-        let linked = self.ports.iter().any(Port::has_trusted_link);
-        if linked && self.active.is_some() && !self.paths_lost {
+        // A kernel may still show a port without link as active for a
+        // moment: traffic is on a linked port only once it moved there.
+        let linked = self
+            .active_index()
+            .is_some_and(|index| self.ports[index].has_trusted_link());
+        if linked && !self.paths_lost {
             self.paths_lost = true;
             out.push(What {
                 port: self.active.clone(),

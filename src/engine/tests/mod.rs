@@ -4,6 +4,7 @@
 
 mod kernel;
 mod kernel_props;
+mod path;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
