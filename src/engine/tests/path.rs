@@ -17,7 +17,7 @@ use crate::probe::{PathReport, PathState, PathVerdict};
 
 /// The probe settings of the test groups; the engine only needs to know
 /// that there are some.
-fn probe() -> ProbeConfig {
+pub(super) fn probe() -> ProbeConfig {
     ProbeConfig {
         arp: vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)],
         interval: ms(1_000),
