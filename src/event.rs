@@ -443,7 +443,60 @@ mod tests {
     }
 
     #[test]
+    fn path_events_read_as_sentences_with_their_fields() {
+        let down = What {
+            targets: Some(vec!["192.0.2.1".into(), "192.0.2.2".into()]),
+            missed: Some(3),
+            ..What::port("lagg0", Kind::PathDown, "em0")
+        };
+        let line = Event {
+            seq: 1,
+            time: Timestamp::now(),
+            severity: Severity::Warning,
+            what: down.clone(),
+        }
+        .log_line();
+        assert_eq!(
+            line,
+            "lagg0: em0 path down, 3 probe intervals unanswered \
+             group=lagg0 event=path_down port=em0 targets=192.0.2.1,192.0.2.2 missed=3"
+        );
+        assert_eq!(
+            serde_json::to_string(&down).unwrap(),
+            r#"{"group":"lagg0","kind":"path_down","port":"em0","targets":["192.0.2.1","192.0.2.2"],"missed":3}"#
+        );
+        let up = What {
+            rtt_ms: Some(2),
+            ..What::port("lagg0", Kind::PathUp, "em0")
+        };
+        assert_eq!(up.sentence(), "lagg0: em0 path up");
+        assert_eq!(
+            serde_json::to_string(&up).unwrap(),
+            r#"{"group":"lagg0","kind":"path_up","port":"em0","rtt_ms":2}"#
+        );
+        let lost = What::port("lagg0", Kind::AllPathsDown, "em0");
+        assert_eq!(
+            lost.sentence(),
+            "lagg0: no port has a working path, traffic stays on em0"
+        );
+        let failover = What {
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::PathDown),
+            ..What::new("lagg0", Kind::Failover)
+        };
+        assert_eq!(
+            failover.sentence(),
+            "lagg0: failover em0 -> bge0 (em0 path down)"
+        );
+    }
+
+    #[test]
     fn default_severities_follow_the_design() {
+        assert_eq!(Kind::AllPathsDown.default_severity(), Severity::Crit);
+        assert_eq!(Kind::PathDown.default_severity(), Severity::Warning);
+        assert_eq!(Kind::PathsRecovered.default_severity(), Severity::Notice);
+        assert_eq!(Kind::PathUp.default_severity(), Severity::Info);
         assert_eq!(Kind::AllPortsDown.default_severity(), Severity::Crit);
         assert_eq!(Kind::Failover.default_severity(), Severity::Warning);
         assert_eq!(Kind::Flapping.default_severity(), Severity::Warning);

@@ -1309,6 +1309,56 @@ mod tests {
     }
 
     #[test]
+    fn hooks_may_run_on_the_path_kinds() {
+        let text = "groups:\n  lagg0:\n    driver: none\n    ports: [em0]\n\
+                    hooks:\n  - on: [path_down, path_up, all_paths_down, paths_recovered]\n    \
+                    run: [/bin/true]\n";
+        let config = crate::config::Config::parse(text, std::path::Path::new("laggmond.yml"))
+            .expect("the path kinds are event kinds");
+        assert_eq!(
+            config.hooks[0].on,
+            [
+                Kind::PathDown,
+                Kind::PathUp,
+                Kind::AllPathsDown,
+                Kind::PathsRecovered
+            ]
+        );
+        let severities = "log:\n  severities:\n    all_paths_down: alert\n\
+                          groups:\n  lagg0:\n    driver: none\n    ports: [em0]\n";
+        let config = crate::config::Config::parse(severities, std::path::Path::new("l.yml"))
+            .expect("the path kinds have severities");
+        assert_eq!(config.log.severity(Kind::AllPathsDown), Severity::Alert);
+    }
+
+    #[test]
+    fn path_fields_reach_the_environment() {
+        let down = Event {
+            what: What {
+                targets: Some(vec!["192.0.2.1".into(), "192.0.2.2".into()]),
+                missed: Some(3),
+                ..What::port("lagg0", Kind::PathDown, "em0")
+            },
+            ..(*event(Kind::PathDown, 4)).clone()
+        };
+        let env: HashMap<&str, String> = environment(&down).into_iter().collect();
+        assert_eq!(env["LAGGMOND_EVENT"], "path_down");
+        assert_eq!(env["LAGGMOND_TARGETS"], "192.0.2.1 192.0.2.2");
+        assert_eq!(env["LAGGMOND_MISSED"], "3");
+        assert!(!env.contains_key("LAGGMOND_RTT_MS"));
+        let up = Event {
+            what: What {
+                rtt_ms: Some(2),
+                ..What::port("lagg0", Kind::PathUp, "em0")
+            },
+            ..(*event(Kind::PathUp, 5)).clone()
+        };
+        let env: HashMap<&str, String> = environment(&up).into_iter().collect();
+        assert_eq!(env["LAGGMOND_RTT_MS"], "2");
+        assert!(!env.contains_key("LAGGMOND_TARGETS"));
+    }
+
+    #[test]
     fn a_hook_without_a_program_has_no_command() {
         let hook = argv_hook(&[Kind::Failover], &[], 1000);
         assert!(command(&hook, &event(Kind::Failover, 1)).is_none());

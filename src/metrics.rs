@@ -462,6 +462,74 @@ mod tests {
     }
 
     #[test]
+    fn probed_ports_have_path_and_round_trip_gauges() {
+        let mut probed = status();
+        probed.groups[0].ports[0].path = Some(PathState::Down);
+        probed.groups[0].ports[1].path = Some(PathState::Up);
+        probed.groups[0].ports[1].rtt_ms = Some(0.213);
+        let text = render(
+            &probed,
+            &EventCounters::default(),
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert_has_lines(
+            &text,
+            &[
+                "# TYPE laggmond_port_path_up gauge",
+                "laggmond_port_path_up{group=\"lagg0\",port=\"em0\"} 0",
+                "laggmond_port_path_up{group=\"lagg0\",port=\"bge0\"} 1",
+                "# TYPE laggmond_port_probe_rtt_seconds gauge",
+                "laggmond_port_probe_rtt_seconds{group=\"lagg0\",port=\"bge0\"} 0.000213",
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"path_down\"} 0",
+                "laggmond_events_total{kind=\"all_paths_down\"} 0",
+            ],
+        );
+        assert!(!text.contains("probe_rtt_seconds{group=\"lagg0\",port=\"em0\"}"));
+    }
+
+    #[test]
+    fn groups_without_probe_have_no_path_series() {
+        let text = render(
+            &status(),
+            &EventCounters::default(),
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert!(!text.contains("laggmond_port_path_up"), "{text}");
+        assert!(!text.contains("laggmond_port_probe_rtt_seconds"), "{text}");
+    }
+
+    #[test]
+    fn path_events_and_failovers_are_counted() {
+        let mut counters = EventCounters::default();
+        counters.count(&event(What {
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::PathDown),
+            ..What::new("lagg0", Kind::Failover)
+        }));
+        counters.count(&event(What::port("lagg0", Kind::PathDown, "em0")));
+        let text = render(
+            &status(),
+            &counters,
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert_has_lines(
+            &text,
+            &[
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"path_down\"} 1",
+                "laggmond_events_total{kind=\"path_down\"} 1",
+                "laggmond_events_total{kind=\"paths_recovered\"} 0",
+            ],
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }

@@ -453,6 +453,46 @@ mod tests {
     }
 
     #[test]
+    fn a_probed_group_gets_path_and_round_trip_columns() {
+        let mut em0 = port("em0", "up", "active");
+        em0.path = Some(PathState::Up);
+        em0.rtt_ms = Some(0.213);
+        let mut bge0 = port("bge0", "up", "path_down");
+        bge0.path = Some(PathState::Down);
+        let probed = group("degraded", Some("em0"), vec![em0, bge0]);
+        let text = render(&status(vec![probed]), None);
+        assert_eq!(
+            text,
+            "laggmond 0.1.0 (pid 123), up 1h 2m 3s\n\
+             \n\
+             lagg0 (lagg): degraded: active em0 (primary), bge0 path_down\n\
+             \x20 PORT  LINK  PATH      RTT  ROLE       SINCE                     FLAPS\n\
+             \x20 em0   up    up    0.213ms  active     2026-11-21T10:00:00.123Z      0\n\
+             \x20 bge0  up    down        -  path_down  2026-11-21T10:00:00.123Z      0\n\
+             \x20 last failover: none\n"
+        );
+    }
+
+    #[test]
+    fn only_probed_groups_get_the_path_columns() {
+        let mut em0 = port("em0", "up", "active");
+        em0.path = Some(PathState::Unknown);
+        let probed = group("ok", Some("em0"), vec![em0]);
+        let mut plain = group("ok", Some("eth0"), vec![port("eth0", "up", "active")]);
+        plain.name = "bond0".into();
+        let text = render(&status(vec![probed, plain]), None);
+        assert!(
+            text.contains("  PORT  LINK  PATH     RTT  ROLE    SINCE"),
+            "{text}"
+        );
+        assert!(text.contains("  PORT  LINK  ROLE    SINCE"), "{text}");
+        assert!(
+            text.contains("  em0   up    unknown    -  active"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_named_group_is_shown_alone() {
         let mut other = group("ok", Some("eth0"), vec![port("eth0", "up", "active")]);
         other.name = "bond0".into();
