@@ -206,17 +206,19 @@ fn group() -> impl Strategy<Value = GroupConfig> {
         1..8_000u64,
         any::<bool>(),
     )
-        .prop_map(|(lagg, size, enforce, preempt, delay, max_flaps, hold, probed)| {
-            let ports: Vec<String> = (0..size).map(|n| format!("p{n}")).collect();
-            let refs: Vec<&str> = ports.iter().map(String::as_str).collect();
-            let mut conf = group_cfg(AGG, &refs, delay, max_flaps);
-            conf.driver = if lagg { Driver::Lagg } else { Driver::Bond };
-            conf.enforce = enforce;
-            conf.preempt = preempt;
-            conf.flap_damping.hold = ms(hold);
-            conf.probe = probed.then(super::path::probe);
-            conf
-        })
+        .prop_map(
+            |(lagg, size, enforce, preempt, delay, max_flaps, hold, probed)| {
+                let ports: Vec<String> = (0..size).map(|n| format!("p{n}")).collect();
+                let refs: Vec<&str> = ports.iter().map(String::as_str).collect();
+                let mut conf = group_cfg(AGG, &refs, delay, max_flaps);
+                conf.driver = if lagg { Driver::Lagg } else { Driver::Bond };
+                conf.enforce = enforce;
+                conf.preempt = preempt;
+                conf.flap_damping.hold = ms(hold);
+                conf.probe = probed.then(super::path::probe);
+                conf
+            },
+        )
 }
 
 /// The engine, the model kernel and what the platform last reported.

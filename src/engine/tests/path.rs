@@ -493,25 +493,22 @@ fn verdicts_before_the_first_snapshot_are_ignored() {
     assert_eq!(rig.active(), Some("em0"));
 }
 
-// ---- driver bond -----------------------------------------------------------
+// ---- kernel drivers --------------------------------------------------------
 
 const BOND: &str = "bond0";
 
-/// An engine with one probed bond `bond0` of `ports` (every one up, the
-/// first active) and the origin of synthetic time.
-struct BondRig {
+/// An engine with one probed kernel group (every port up, every path
+/// found up at 0), the kernel's view of it and the origin of synthetic
+/// time.
+struct KernelRig {
     engine: Engine,
     t0: Instant,
     view: Aggregate,
 }
 
-impl BondRig {
-    fn new(ports: &[&str], preempt_delay_ms: u64) -> BondRig {
-        let group = GroupConfig {
-            driver: Driver::Bond,
-            probe: Some(probe()),
-            ..group_cfg(BOND, ports, preempt_delay_ms, 4)
-        };
+impl KernelRig {
+    /// A bond `bond0` of `ports`, the first active.
+    fn bond(ports: &[&str], preempt_delay_ms: u64) -> KernelRig {
         let view = Aggregate {
             index: 100,
             name: BOND.to_owned(),
@@ -522,12 +519,37 @@ impl BondRig {
             primary: None,
             kernel_preempts: false,
         };
-        let mut rig = BondRig {
+        KernelRig::new(Driver::Bond, ports, preempt_delay_ms, view)
+    }
+
+    /// A failover lagg `lagg0` of `ports` whose MASTER and active port is
+    /// `master`.
+    fn lagg(ports: &[&str], preempt_delay_ms: u64, master: &str) -> KernelRig {
+        let view = Aggregate {
+            index: 200,
+            name: G.to_owned(),
+            mode: "failover".to_owned(),
+            failover: true,
+            members: ports.iter().map(|port| port.to_string()).collect(),
+            active: Some(master.to_owned()),
+            primary: Some(master.to_owned()),
+            kernel_preempts: true,
+        };
+        KernelRig::new(Driver::Lagg, ports, preempt_delay_ms, view)
+    }
+
+    fn new(driver: Driver, ports: &[&str], preempt_delay_ms: u64, view: Aggregate) -> KernelRig {
+        let group = GroupConfig {
+            driver,
+            probe: Some(probe()),
+            ..group_cfg(&view.name, ports, preempt_delay_ms, 4)
+        };
+        let mut rig = KernelRig {
             engine: Engine::new(config(vec![group])),
             t0: Instant::now(),
             view,
         };
-        let mut links = vec![link(BOND, true)];
+        let mut links = vec![link(&rig.view.name, true)];
         links.extend(ports.iter().map(|port| link(port, true)));
         assert_eq!(
             rig.feed(0, Input::Platform(Update::Snapshot(links))),
@@ -549,7 +571,8 @@ impl BondRig {
     }
 
     fn path(&mut self, millis: u64, port: &str, verdict: PathVerdict) -> Output {
-        self.feed(millis, report(BOND, port, verdict))
+        let group = self.view.name.clone();
+        self.feed(millis, report(&group, port, verdict))
     }
 
     fn kernel_active(&mut self, millis: u64, port: &str) -> Output {
@@ -560,7 +583,7 @@ impl BondRig {
 
     fn done(&mut self, millis: u64, port: &str) -> Output {
         let answer = Answer {
-            group: BOND.to_owned(),
+            group: self.view.name.clone(),
             port: port.to_owned(),
             result: Ok(()),
         };
@@ -577,7 +600,7 @@ impl BondRig {
     }
 
     fn active(&self) -> Option<&str> {
-        self.engine.group(BOND).and_then(Group::active)
+        self.engine.group(&self.view.name).and_then(Group::active)
     }
 }
 
@@ -597,7 +620,7 @@ fn set_bond_active(port: &str) -> Action {
 
 #[test]
 fn bond_a_dead_path_on_the_active_port_moves_the_bond_away_and_back() {
-    let mut rig = BondRig::new(&["eth0", "eth1"], 5_000);
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
     assert_eq!(
         rig.path(1_000, "eth0", down_verdict()),
         Output {
@@ -632,7 +655,7 @@ fn bond_a_dead_path_on_the_active_port_moves_the_bond_away_and_back() {
 
 #[test]
 fn bond_with_every_path_dead_stays_on_its_active_port() {
-    let mut rig = BondRig::new(&["eth0", "eth1"], 5_000);
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
     assert_eq!(
         rig.path(1_000, "eth1", down_verdict()),
         Output {
@@ -659,7 +682,7 @@ fn bond_with_every_path_dead_stays_on_its_active_port() {
 
 #[test]
 fn bond_a_dead_path_on_a_backup_asks_nothing() {
-    let mut rig = BondRig::new(&["eth0", "eth1"], 5_000);
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
     assert_eq!(
         rig.path(1_000, "eth1", down_verdict()),
         Output {
@@ -671,7 +694,7 @@ fn bond_a_dead_path_on_a_backup_asks_nothing() {
 
 #[test]
 fn bond_a_port_without_link_is_left_to_the_bond() {
-    let mut rig = BondRig::new(&["eth0", "eth1"], 5_000);
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
     rig.path(1_000, "eth1", down_verdict());
     // eth0 loses link; eth1 has link but a dead path: the bond's own
     // monitor moves traffic, laggmond asks nothing, and no path works
@@ -685,5 +708,113 @@ fn bond_a_port_without_link_is_left_to_the_bond() {
             bond(failover("eth0", "eth1", Cause::LinkDown, Some(10))),
             bond(all_paths_down("eth1")),
         ]
+    );
+}
+
+#[test]
+fn bond_the_operator_may_not_choose_a_dead_path() {
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
+    rig.path(1_000, "eth1", down_verdict());
+    let cmd = Command::SetActive {
+        group: BOND.to_owned(),
+        port: Some("eth1".to_owned()),
+    };
+    assert_eq!(
+        rig.engine.command(rig.t0 + ms(1_100), cmd),
+        Err("port eth1 has no working path".to_owned())
+    );
+}
+
+fn lagg_reorder(port: &str, from: &str) -> Output {
+    Output {
+        events: vec![What {
+            from: Some(from.to_owned()),
+            ..ev(Kind::Enforcing, port)
+        }],
+        actions: vec![Action::SetActive {
+            group: G.to_owned(),
+            port: port.to_owned(),
+        }],
+        notices: vec![],
+    }
+}
+
+#[test]
+fn lagg_a_dead_path_is_reported_and_asks_nothing_of_the_kernel() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    assert_eq!(
+        rig.path(1_000, "em0", down_verdict()),
+        Output {
+            events: vec![path_down("em0")],
+            ..Output::default()
+        }
+    );
+    assert_eq!(rig.active(), Some("em0"), "the kernel keeps its MASTER");
+    assert_eq!(
+        rig.path(2_000, "bge0", down_verdict()),
+        Output {
+            events: vec![path_down("bge0"), all_paths_down("em0")],
+            ..Output::default()
+        }
+    );
+    assert_eq!(rig.tick(60_000), Output::default());
+}
+
+#[test]
+fn lagg_never_makes_a_dead_path_the_master() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "bge0");
+    rig.path(1_000, "em0", down_verdict());
+    assert_eq!(rig.deadline(), None);
+    assert_eq!(rig.tick(30_000), Output::default());
+    let cmd = Command::SetActive {
+        group: G.to_owned(),
+        port: Some("em0".to_owned()),
+    };
+    assert_eq!(
+        rig.engine.command(rig.t0 + ms(30_100), cmd),
+        Err("port em0 has no working path".to_owned())
+    );
+    // The path is back: the reorder waits for it to be steady.
+    assert_eq!(
+        rig.path(40_000, "em0", up_verdict(1)).events,
+        vec![path_up("em0", 1)]
+    );
+    assert_eq!(rig.deadline(), Some(45_000));
+    assert_eq!(rig.tick(44_999), Output::default());
+    assert_eq!(rig.tick(45_000), lagg_reorder("em0", "bge0"));
+}
+
+#[test]
+fn lagg_waits_for_every_path_to_be_judged_before_a_reorder() {
+    let conf = GroupConfig {
+        driver: Driver::Lagg,
+        probe: Some(probe()),
+        ..group_cfg(G, &["em0", "bge0"], 5_000, 4)
+    };
+    let mut engine = Engine::new(config(vec![conf]));
+    let t0 = Instant::now();
+    let links = vec![link(G, true), link("em0", true), link("bge0", true)];
+    engine.handle(t0, Input::Platform(Update::Snapshot(links)));
+    let view = Aggregate {
+        index: 200,
+        name: G.to_owned(),
+        mode: "failover".to_owned(),
+        failover: true,
+        members: vec!["bge0".to_owned(), "em0".to_owned()],
+        active: Some("bge0".to_owned()),
+        primary: Some("bge0".to_owned()),
+        kernel_preempts: true,
+    };
+    engine.handle(t0, Input::Platform(Update::Aggregate(view)));
+    // No verdict yet: no reorder, however long.
+    assert_eq!(engine.next_deadline(), None);
+    assert_eq!(
+        engine.handle(t0 + ms(60_000), Input::Tick),
+        Output::default()
+    );
+    engine.handle(t0 + ms(61_000), report(G, "em0", up_verdict(1)));
+    assert_eq!(
+        engine.handle(t0 + ms(62_000), report(G, "bge0", up_verdict(1))),
+        lagg_reorder("em0", "bge0")
     );
 }
