@@ -818,3 +818,34 @@ fn lagg_waits_for_every_path_to_be_judged_before_a_reorder() {
         lagg_reorder("em0", "bge0")
     );
 }
+
+#[test]
+fn bond_a_reload_keeps_the_path_state_and_asks_nothing_new() {
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
+    rig.path(1_000, "eth0", down_verdict());
+    rig.done(1_010, "eth1");
+    rig.kernel_active(1_020, "eth1");
+    let config = rig.engine.config().clone();
+    assert_eq!(
+        rig.engine.reconfigure(rig.t0 + ms(2_000), config),
+        Output::default()
+    );
+    let group = rig.engine.group(BOND).expect("the bond");
+    assert_eq!(group.port("eth0").map(Port::path), Some(PathState::Down));
+    assert_eq!(group.port("eth1").map(Port::rtt), Some(Some(ms(1))));
+    assert_eq!(rig.active(), Some("eth1"));
+}
+
+#[test]
+fn bond_a_link_coming_back_starts_with_an_unknown_path() {
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
+    rig.feed(1_000, Input::Platform(Update::Link(link("eth1", false))));
+    let eth1 = |rig: &KernelRig| {
+        let group = rig.engine.group(BOND).expect("the bond");
+        group.port("eth1").map(Port::path)
+    };
+    assert_eq!(eth1(&rig), Some(PathState::Unknown));
+    assert_eq!(rig.path(1_500, "eth1", up_verdict(1)), Output::default());
+    rig.feed(2_000, Input::Platform(Update::Link(link("eth1", true))));
+    assert_eq!(eth1(&rig), Some(PathState::Unknown));
+}
