@@ -99,8 +99,12 @@
 //! port: traffic stays on (or goes to) the best such port (rule 4) and the
 //! group reports `all_paths_down` (crit) once, with the port that carries
 //! traffic, and `paths_recovered` with the port that has a working path
-//! when one does again. `all_ports_down` keeps its meaning: no port has
+//! when one does again (also when that follows an `all_ports_down` and
+//! its `group_recovered`). `all_ports_down` keeps its meaning: no port has
 //! link.
+//!
+//! A reload keeps each remaining port's path; one that adds a `probe`
+//! starts its ports at `unknown`, one that removes it turns them `off`.
 //!
 //! ## Failovers and outages
 //!
