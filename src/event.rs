@@ -35,6 +35,15 @@ named! {
         Flapping => "flapping",
         /// A damped port is trusted again.
         FlapCleared => "flap_cleared",
+        /// A port's probes went unanswered: its link is up but its path is
+        /// dead, so it is not trusted.
+        PathDown => "path_down",
+        /// A port whose path was dead answers its probes again.
+        PathUp => "path_up",
+        /// No port has a working path; traffic stays on a port with link.
+        AllPathsDown => "all_paths_down",
+        /// A port has a working path again after `all_paths_down`.
+        PathsRecovered => "paths_recovered",
         /// A configured port does not exist.
         PortMissing => "port_missing",
         /// A port that was missing exists now.
@@ -54,13 +63,17 @@ impl Kind {
     /// The syslog severity used unless the config says otherwise.
     pub fn default_severity(self) -> Severity {
         match self {
-            Kind::AllPortsDown => Severity::Crit,
+            Kind::AllPortsDown | Kind::AllPathsDown => Severity::Crit,
             Kind::Failover
+            | Kind::PathDown
             | Kind::Flapping
             | Kind::EnforceFailed
             | Kind::ConfigRejected
             | Kind::UnsupportedMode => Severity::Warning,
-            Kind::PrimaryRestored | Kind::GroupRecovered | Kind::Enforcing => Severity::Notice,
+            Kind::PrimaryRestored
+            | Kind::GroupRecovered
+            | Kind::PathsRecovered
+            | Kind::Enforcing => Severity::Notice,
             _ => Severity::Info,
         }
     }
@@ -100,6 +113,9 @@ named! {
         Operator => "operator",
         /// Someone other than laggmond changed the kernel's choice.
         External => "external",
+        /// The active port has link but its path is dead (probes
+        /// unanswered).
+        PathDown => "path_down",
     }
 }
 
@@ -134,6 +150,16 @@ pub struct What {
     /// The aggregate's mode, for `unsupported_mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// The probe targets that did not answer, for `path_down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<String>>,
+    /// Probe intervals in a row without enough answers, for `path_down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u32>,
+    /// The round trip of the answer that showed the path working, in
+    /// whole milliseconds, for `path_up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
 }
 
 impl What {
@@ -167,6 +193,9 @@ impl What {
             hold_ms: None,
             error: None,
             mode: None,
+            targets: None,
+            missed: None,
+            rtt_ms: None,
         }
     }
 
@@ -188,6 +217,7 @@ impl What {
                     Some(Cause::Removed) => format!("{from} removed"),
                     Some(Cause::Operator) => "operator request".to_owned(),
                     Some(Cause::External) => "changed outside laggmond".to_owned(),
+                    Some(Cause::PathDown) => format!("{from} path down"),
                     None => "unknown cause".to_owned(),
                 };
                 format!("{group}: failover {from} -> {to} ({why})")
@@ -201,6 +231,21 @@ impl What {
             }
             Kind::Flapping => format!("{group}: {port} is flapping, damped"),
             Kind::FlapCleared => format!("{group}: {port} no longer damped"),
+            Kind::PathDown => {
+                let mut s = format!("{group}: {port} path down");
+                if let Some(missed) = self.missed {
+                    let _ = write!(s, ", {missed} probe intervals unanswered");
+                }
+                s
+            }
+            Kind::PathUp => format!("{group}: {port} path up"),
+            Kind::AllPathsDown => match &self.port {
+                Some(port) => {
+                    format!("{group}: no port has a working path, traffic stays on {port}")
+                }
+                None => format!("{group}: no port has a working path"),
+            },
+            Kind::PathsRecovered => format!("{group}: {port} has a working path again"),
             Kind::PortMissing => format!("{group}: configured port {port} does not exist"),
             Kind::PortFound => format!("{group}: port {port} exists now"),
             Kind::PortUnexpected => format!("{group}: {port} is a member but not configured"),
@@ -236,6 +281,9 @@ impl What {
         add("hold_ms", self.hold_ms.map(|v| v.to_string()));
         add("error", self.error.clone());
         add("mode", self.mode.clone());
+        add("targets", self.targets.as_ref().map(|t| t.join(",")));
+        add("missed", self.missed.map(|v| v.to_string()));
+        add("rtt_ms", self.rtt_ms.map(|v| v.to_string()));
         out
     }
 }
@@ -395,7 +443,60 @@ mod tests {
     }
 
     #[test]
+    fn path_events_read_as_sentences_with_their_fields() {
+        let down = What {
+            targets: Some(vec!["192.0.2.1".into(), "192.0.2.2".into()]),
+            missed: Some(3),
+            ..What::port("lagg0", Kind::PathDown, "em0")
+        };
+        let line = Event {
+            seq: 1,
+            time: Timestamp::now(),
+            severity: Severity::Warning,
+            what: down.clone(),
+        }
+        .log_line();
+        assert_eq!(
+            line,
+            "lagg0: em0 path down, 3 probe intervals unanswered \
+             group=lagg0 event=path_down port=em0 targets=192.0.2.1,192.0.2.2 missed=3"
+        );
+        assert_eq!(
+            serde_json::to_string(&down).unwrap(),
+            r#"{"group":"lagg0","kind":"path_down","port":"em0","targets":["192.0.2.1","192.0.2.2"],"missed":3}"#
+        );
+        let up = What {
+            rtt_ms: Some(2),
+            ..What::port("lagg0", Kind::PathUp, "em0")
+        };
+        assert_eq!(up.sentence(), "lagg0: em0 path up");
+        assert_eq!(
+            serde_json::to_string(&up).unwrap(),
+            r#"{"group":"lagg0","kind":"path_up","port":"em0","rtt_ms":2}"#
+        );
+        let lost = What::port("lagg0", Kind::AllPathsDown, "em0");
+        assert_eq!(
+            lost.sentence(),
+            "lagg0: no port has a working path, traffic stays on em0"
+        );
+        let failover = What {
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::PathDown),
+            ..What::new("lagg0", Kind::Failover)
+        };
+        assert_eq!(
+            failover.sentence(),
+            "lagg0: failover em0 -> bge0 (em0 path down)"
+        );
+    }
+
+    #[test]
     fn default_severities_follow_the_design() {
+        assert_eq!(Kind::AllPathsDown.default_severity(), Severity::Crit);
+        assert_eq!(Kind::PathDown.default_severity(), Severity::Warning);
+        assert_eq!(Kind::PathsRecovered.default_severity(), Severity::Notice);
+        assert_eq!(Kind::PathUp.default_severity(), Severity::Info);
         assert_eq!(Kind::AllPortsDown.default_severity(), Severity::Crit);
         assert_eq!(Kind::Failover.default_severity(), Severity::Warning);
         assert_eq!(Kind::Flapping.default_severity(), Severity::Warning);

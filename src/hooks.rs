@@ -70,7 +70,7 @@ const SWEEP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Every variable a hook may receive. All are removed from the inherited
 /// environment first, so a stale value of the daemon's own never leaks.
-const ENV_NAMES: [&str; 10] = [
+const ENV_NAMES: [&str; 13] = [
     "LAGGMOND_EVENT",
     "LAGGMOND_GROUP",
     "LAGGMOND_PORT",
@@ -81,6 +81,9 @@ const ENV_NAMES: [&str; 10] = [
     "LAGGMOND_SEVERITY",
     "LAGGMOND_OUTAGE_MS",
     "LAGGMOND_TIME",
+    "LAGGMOND_TARGETS",
+    "LAGGMOND_MISSED",
+    "LAGGMOND_RTT_MS",
 ];
 
 /// Hook counters, for metrics. `started` counts runs taken from the queue;
@@ -617,6 +620,13 @@ fn environment(event: &Event) -> Vec<(&'static str, String)> {
         ("LAGGMOND_TO", what.to.clone()),
         ("LAGGMOND_CAUSE", what.cause.map(|c| c.as_str().to_owned())),
         ("LAGGMOND_OUTAGE_MS", what.outage_ms.map(|v| v.to_string())),
+        // Space-separated, so that a shell loops over them as they are.
+        (
+            "LAGGMOND_TARGETS",
+            what.targets.as_ref().map(|t| t.join(" ")),
+        ),
+        ("LAGGMOND_MISSED", what.missed.map(|v| v.to_string())),
+        ("LAGGMOND_RTT_MS", what.rtt_ms.map(|v| v.to_string())),
     ];
     let mut env = vec![
         ("LAGGMOND_EVENT", what.kind.as_str().to_owned()),
@@ -1296,6 +1306,56 @@ mod tests {
         assert_eq!(envs["LAGGMOND_OUTAGE_MS"], None);
         assert_eq!(envs["LAGGMOND_EVENT"].as_deref(), Some("config_reloaded"));
         assert_eq!(envs["LAGGMOND_SEQ"].as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn hooks_may_run_on_the_path_kinds() {
+        let text = "groups:\n  lagg0:\n    driver: none\n    ports: [em0]\n\
+                    hooks:\n  - on: [path_down, path_up, all_paths_down, paths_recovered]\n    \
+                    run: [/bin/true]\n";
+        let config = crate::config::Config::parse(text, std::path::Path::new("laggmond.yml"))
+            .expect("the path kinds are event kinds");
+        assert_eq!(
+            config.hooks[0].on,
+            [
+                Kind::PathDown,
+                Kind::PathUp,
+                Kind::AllPathsDown,
+                Kind::PathsRecovered
+            ]
+        );
+        let severities = "log:\n  severities:\n    all_paths_down: alert\n\
+                          groups:\n  lagg0:\n    driver: none\n    ports: [em0]\n";
+        let config = crate::config::Config::parse(severities, std::path::Path::new("l.yml"))
+            .expect("the path kinds have severities");
+        assert_eq!(config.log.severity(Kind::AllPathsDown), Severity::Alert);
+    }
+
+    #[test]
+    fn path_fields_reach_the_environment() {
+        let down = Event {
+            what: What {
+                targets: Some(vec!["192.0.2.1".into(), "192.0.2.2".into()]),
+                missed: Some(3),
+                ..What::port("lagg0", Kind::PathDown, "em0")
+            },
+            ..(*event(Kind::PathDown, 4)).clone()
+        };
+        let env: HashMap<&str, String> = environment(&down).into_iter().collect();
+        assert_eq!(env["LAGGMOND_EVENT"], "path_down");
+        assert_eq!(env["LAGGMOND_TARGETS"], "192.0.2.1 192.0.2.2");
+        assert_eq!(env["LAGGMOND_MISSED"], "3");
+        assert!(!env.contains_key("LAGGMOND_RTT_MS"));
+        let up = Event {
+            what: What {
+                rtt_ms: Some(2),
+                ..What::port("lagg0", Kind::PathUp, "em0")
+            },
+            ..(*event(Kind::PathUp, 5)).clone()
+        };
+        let env: HashMap<&str, String> = environment(&up).into_iter().collect();
+        assert_eq!(env["LAGGMOND_RTT_MS"], "2");
+        assert!(!env.contains_key("LAGGMOND_TARGETS"));
     }
 
     #[test]

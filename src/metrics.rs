@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::event::{Cause, Event, Kind};
 use crate::hooks::HookStats;
+use crate::probe::PathState;
 use crate::status::{GroupStatus, Link, PortStatus, Status};
 
 /// Counters kept from published events, across reloads.
@@ -112,6 +113,7 @@ pub fn render(
         "1 while a flapping port is held out of service.",
         |_, p| u64::from(p.damped),
     );
+    out.paths(status);
     let count = |map: &BTreeMap<(String, String), u64>, g: &GroupStatus, p: &PortStatus| {
         map.get(&(g.name.clone(), p.name.clone()))
             .copied()
@@ -223,6 +225,45 @@ impl Metrics {
         }
     }
 
+    /// The path gauges, for the ports of groups that probe only: a user
+    /// without probes sees no new series (and no empty families).
+    fn paths(&mut self, status: &Status) {
+        let probed = || {
+            status.groups.iter().flat_map(|g| {
+                g.ports
+                    .iter()
+                    .filter_map(move |p| p.path.map(|path| (g, p, path)))
+            })
+        };
+        if probed().next().is_some() {
+            self.family(
+                "laggmond_port_path_up",
+                "gauge",
+                "1 when the port's probes show its path working, 0 when it is down or not known yet.",
+            );
+            for (g, p, path) in probed() {
+                let labels = [("group", g.name.as_str()), ("port", p.name.as_str())];
+                self.sample(
+                    "laggmond_port_path_up",
+                    &labels,
+                    u64::from(path == PathState::Up),
+                );
+            }
+        }
+        let timed = || probed().filter_map(|(g, p, _)| p.rtt_ms.map(|rtt| (g, p, rtt)));
+        if timed().next().is_some() {
+            self.family(
+                "laggmond_port_probe_rtt_seconds",
+                "gauge",
+                "Round trip of the latest probe answer, while the path is up.",
+            );
+            for (g, p, rtt_ms) in timed() {
+                let labels = [("group", g.name.as_str()), ("port", p.name.as_str())];
+                self.sample_float("laggmond_port_probe_rtt_seconds", &labels, rtt_ms / 1000.0);
+            }
+        }
+    }
+
     /// The control socket's refused and timed-out clients.
     fn control(&mut self, control: &ControlCounters) {
         self.family(
@@ -253,6 +294,14 @@ impl Metrics {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.sample_text(name, labels, &value.to_string());
+    }
+
+    fn sample_float(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample_text(name, labels, &value.to_string());
+    }
+
+    fn sample_text(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
@@ -293,6 +342,8 @@ mod tests {
             flaps: 0,
             damped,
             damped_until: None,
+            path: None,
+            rtt_ms: None,
         }
     }
 
@@ -406,6 +457,74 @@ mod tests {
                 "# HELP laggmond_foreign_messages_total Routing messages not believed: not sent by the kernel, or contradicted by the interface's own state.",
                 "# TYPE laggmond_foreign_messages_total counter",
                 "laggmond_foreign_messages_total 3",
+            ],
+        );
+    }
+
+    #[test]
+    fn probed_ports_have_path_and_round_trip_gauges() {
+        let mut probed = status();
+        probed.groups[0].ports[0].path = Some(PathState::Down);
+        probed.groups[0].ports[1].path = Some(PathState::Up);
+        probed.groups[0].ports[1].rtt_ms = Some(0.213);
+        let text = render(
+            &probed,
+            &EventCounters::default(),
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert_has_lines(
+            &text,
+            &[
+                "# TYPE laggmond_port_path_up gauge",
+                "laggmond_port_path_up{group=\"lagg0\",port=\"em0\"} 0",
+                "laggmond_port_path_up{group=\"lagg0\",port=\"bge0\"} 1",
+                "# TYPE laggmond_port_probe_rtt_seconds gauge",
+                "laggmond_port_probe_rtt_seconds{group=\"lagg0\",port=\"bge0\"} 0.000213",
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"path_down\"} 0",
+                "laggmond_events_total{kind=\"all_paths_down\"} 0",
+            ],
+        );
+        assert!(!text.contains("probe_rtt_seconds{group=\"lagg0\",port=\"em0\"}"));
+    }
+
+    #[test]
+    fn groups_without_probe_have_no_path_series() {
+        let text = render(
+            &status(),
+            &EventCounters::default(),
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert!(!text.contains("laggmond_port_path_up"), "{text}");
+        assert!(!text.contains("laggmond_port_probe_rtt_seconds"), "{text}");
+    }
+
+    #[test]
+    fn path_events_and_failovers_are_counted() {
+        let mut counters = EventCounters::default();
+        counters.count(&event(What {
+            from: Some("em0".into()),
+            to: Some("bge0".into()),
+            cause: Some(Cause::PathDown),
+            ..What::new("lagg0", Kind::Failover)
+        }));
+        counters.count(&event(What::port("lagg0", Kind::PathDown, "em0")));
+        let text = render(
+            &status(),
+            &counters,
+            &HookStats::default(),
+            0,
+            &ControlCounters::default(),
+        );
+        assert_has_lines(
+            &text,
+            &[
+                "laggmond_failovers_total{group=\"lagg0\",cause=\"path_down\"} 1",
+                "laggmond_events_total{kind=\"path_down\"} 1",
+                "laggmond_events_total{kind=\"paths_recovered\"} 0",
             ],
         );
     }

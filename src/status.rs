@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Driver;
 use crate::event::{Cause, Timestamp};
 use crate::names::named;
+use crate::probe::PathState;
 
 mod projection;
 
@@ -56,6 +57,15 @@ pub struct PortStatus {
     /// When a damped port is trusted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damped_until: Option<Timestamp>,
+    /// The path beyond the port as its probes judge it; absent when the
+    /// group has no probe, so that the report of a group without probes
+    /// stays what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathState>,
+    /// The round trip of the latest probe answer, in milliseconds with
+    /// microseconds; absent while the path is not up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 named! {
@@ -96,6 +106,8 @@ named! {
         Down => "down",
         /// Up but flapping, held out of service.
         Damped => "damped",
+        /// Up, but its path is dead (probes unanswered): not trusted.
+        PathDown => "path_down",
         /// The interface does not exist.
         Missing => "missing",
     }
@@ -196,39 +208,58 @@ fn problems(group: &GroupStatus) -> Vec<String> {
 }
 
 /// The port table, header first, columns aligned; FLAPS is right-aligned
-/// and damped ports get a note after it.
+/// and damped ports get a note after it. A group whose ports have a path
+/// (it probes) gets PATH and RTT columns after LINK; one that does not
+/// keeps the table it always had.
 fn port_table(ports: &[PortStatus]) -> Vec<String> {
-    let mut rows = vec![[
-        "PORT".to_owned(),
-        "LINK".to_owned(),
-        "ROLE".to_owned(),
-        "SINCE".to_owned(),
-        "FLAPS".to_owned(),
-    ]];
+    let probed = ports.iter().any(|port| port.path.is_some());
+    let header = if probed {
+        &["PORT", "LINK", "PATH", "RTT", "ROLE", "SINCE", "FLAPS"][..]
+    } else {
+        &["PORT", "LINK", "ROLE", "SINCE", "FLAPS"][..]
+    };
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     rows.extend(ports.iter().map(|port| {
-        [
-            port.name.clone(),
-            port.link.to_string(),
+        let mut row = vec![port.name.clone(), port.link.to_string()];
+        if probed {
+            row.push(port.path.map_or_else(|| "-".to_owned(), |p| p.to_string()));
+            row.push(
+                port.rtt_ms
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}ms")),
+            );
+        }
+        row.extend([
             port.role.to_string(),
             port.since.map_or_else(|| "-".to_owned(), |t| t.to_string()),
             port.flaps.to_string(),
-        ]
+        ]);
+        row
     }));
-    let mut widths = [0; 5];
+    let mut widths = vec![0; header.len()];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    // The RTT and FLAPS columns hold numbers, right-aligned.
+    let right = |column: usize| column + 1 == header.len() || (probed && column == 3);
     let notes = std::iter::once(None).chain(ports.iter().map(damped_note));
     rows.iter()
         .zip(notes)
         .map(|(row, note)| {
-            let [name, link, role, since, flaps] = row;
-            let [w_name, w_link, w_role, w_since, w_flaps] = widths;
-            let mut line = format!(
-                "{name:<w_name$}  {link:<w_link$}  {role:<w_role$}  {since:<w_since$}  {flaps:>w_flaps$}"
-            );
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(column, (cell, &width))| {
+                    if right(column) {
+                        format!("{cell:>width$}")
+                    } else {
+                        format!("{cell:<width$}")
+                    }
+                })
+                .collect();
+            let mut line = cells.join("  ");
             if let Some(note) = note {
                 let _ = write!(line, "  {note}");
             }
@@ -290,6 +321,8 @@ mod tests {
             flaps: 0,
             damped: false,
             damped_until: None,
+            path: None,
+            rtt_ms: None,
         }
     }
 
@@ -415,6 +448,46 @@ mod tests {
         let text = render(&status(vec![waiting]), None);
         assert!(
             text.contains("degraded: active bge0, primary em0 standing by\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_probed_group_gets_path_and_round_trip_columns() {
+        let mut em0 = port("em0", "up", "active");
+        em0.path = Some(PathState::Up);
+        em0.rtt_ms = Some(0.213);
+        let mut bge0 = port("bge0", "up", "path_down");
+        bge0.path = Some(PathState::Down);
+        let probed = group("degraded", Some("em0"), vec![em0, bge0]);
+        let text = render(&status(vec![probed]), None);
+        assert_eq!(
+            text,
+            "laggmond 0.1.0 (pid 123), up 1h 2m 3s\n\
+             \n\
+             lagg0 (lagg): degraded: active em0 (primary), bge0 path_down\n\
+             \x20 PORT  LINK  PATH      RTT  ROLE       SINCE                     FLAPS\n\
+             \x20 em0   up    up    0.213ms  active     2026-11-21T10:00:00.123Z      0\n\
+             \x20 bge0  up    down        -  path_down  2026-11-21T10:00:00.123Z      0\n\
+             \x20 last failover: none\n"
+        );
+    }
+
+    #[test]
+    fn only_probed_groups_get_the_path_columns() {
+        let mut em0 = port("em0", "up", "active");
+        em0.path = Some(PathState::Unknown);
+        let probed = group("ok", Some("em0"), vec![em0]);
+        let mut plain = group("ok", Some("eth0"), vec![port("eth0", "up", "active")]);
+        plain.name = "bond0".into();
+        let text = render(&status(vec![probed, plain]), None);
+        assert!(
+            text.contains("  PORT  LINK  PATH     RTT  ROLE    SINCE"),
+            "{text}"
+        );
+        assert!(text.contains("  PORT  LINK  ROLE    SINCE"), "{text}");
+        assert!(
+            text.contains("  em0   up    unknown    -  active"),
             "{text}"
         );
     }

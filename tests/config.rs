@@ -491,7 +491,8 @@ fn hooks_are_checked() {
         &hook("{ on: [failover, fail], run: [/bin/true] }"),
         "6:22: hooks[0].on: unknown event kind `fail`; expected one of: port_down, port_up, \
          failover, all_ports_down, group_recovered, primary_restored, enforce_failed, \
-         enforcing, flapping, flap_cleared, port_missing, port_found, port_unexpected, \
+         enforcing, flapping, flap_cleared, path_down, path_up, all_paths_down, \
+         paths_recovered, port_missing, port_found, port_unexpected, \
          unsupported_mode, config_reloaded, config_rejected",
     );
     assert_error(

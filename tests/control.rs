@@ -174,6 +174,8 @@ fn sample_status() -> Status {
         flaps: 0,
         damped: false,
         damped_until: None,
+        path: None,
+        rtt_ms: None,
     };
     Status {
         version: "0.1.0".into(),

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Driver, GroupConfig};
 use crate::event::{Cause, Kind, What};
+use crate::probe::PathVerdict;
 
 use super::damping::Damped;
-use super::port::{LinkChange, Port, PortLink};
+use super::port::{LinkChange, PathChange, Port, PortLink};
 use super::{Interfaces, Output};
 
 use kernel::KernelState;
@@ -30,6 +31,9 @@ pub struct Group {
     started: bool,
     /// Set while no port carries traffic.
     outage: Option<Outage>,
+    /// Whether `all_paths_down` was reported and no port has had a
+    /// working path since.
+    paths_lost: bool,
     /// What a group with a kernel aggregate knows of it and of the actions
     /// in flight; unused with `driver: none`.
     kernel: KernelState,
@@ -49,7 +53,7 @@ impl Group {
         let ports = config
             .ports
             .iter()
-            .map(|name| Port::new(name, config.flap_damping))
+            .map(|name| Port::new(name, config.flap_damping, config.probe.is_some()))
             .collect();
         Group {
             config,
@@ -58,6 +62,7 @@ impl Group {
             operator: None,
             started: false,
             outage: None,
+            paths_lost: false,
             kernel: KernelState::default(),
         }
     }
@@ -164,17 +169,19 @@ impl Group {
         let mut old = std::mem::take(&mut self.ports);
         let policy = config.flap_damping;
         let kernel = config.driver != Driver::None;
+        let probed = config.probe.is_some();
         for name in &config.ports {
             let port = match old.iter().position(|port| port.name() == name) {
                 Some(index) => {
                     let mut port = old.swap_remove(index);
+                    port.set_probed(probed);
                     if let Some(damped) = port.set_policy(now, policy) {
                         out.events.push(self.flapping(name, damped));
                     }
                     port
                 }
                 None => {
-                    let mut port = Port::new(name, policy);
+                    let mut port = Port::new(name, policy, probed);
                     if !kernel {
                         let change = port.set_link(now, known.link(name));
                         self.report(name, change, &mut out.events);
@@ -222,6 +229,79 @@ impl Group {
         let change = self.ports[index].set_link(now, link);
         let name = self.ports[index].name().to_owned();
         self.report(&name, change, out);
+    }
+
+    /// Takes the probes' verdict on the path of `name`; returns whether
+    /// the group has that port. A verdict on a port without link, or in a
+    /// group that does not probe, is ignored.
+    pub(crate) fn set_path(
+        &mut self,
+        now: Instant,
+        name: &str,
+        verdict: &PathVerdict,
+        out: &mut Vec<What>,
+    ) -> bool {
+        let Some(index) = self.index_of(name) else {
+            return false;
+        };
+        if let Some(change) = self.ports[index].set_path(now, verdict) {
+            self.report_path(name, verdict, change, out);
+        }
+        true
+    }
+
+    /// Reports a port's path change and the damping it started.
+    fn report_path(
+        &self,
+        name: &str,
+        verdict: &PathVerdict,
+        change: PathChange,
+        out: &mut Vec<What>,
+    ) {
+        let what = match verdict {
+            PathVerdict::Up { rtt } => What {
+                rtt_ms: Some(millis(*rtt)),
+                ..What::port(self.name(), Kind::PathUp, name)
+            },
+            PathVerdict::Down { missed, targets } => What {
+                targets: Some(targets.iter().map(ToString::to_string).collect()),
+                missed: Some(*missed),
+                ..What::port(self.name(), Kind::PathDown, name)
+            },
+        };
+        out.push(what);
+        if let Some(damped) = change.damped {
+            out.push(self.flapping(name, damped));
+        }
+    }
+
+    /// `all_paths_down` once when no port has a working path but some
+    /// port with link carries traffic, `paths_recovered` when a port has a
+    /// working path again. A group that does not probe never reports
+    /// either: every port with link counts as having a path.
+    pub(super) fn report_paths(&mut self, out: &mut Vec<What>) {
+        let working = self
+            .active_index()
+            .filter(|&index| self.ports[index].usable())
+            .or_else(|| self.ports.iter().position(Port::usable));
+        if let Some(index) = working {
+            if std::mem::take(&mut self.paths_lost) {
+                out.push(self.port_event(Kind::PathsRecovered, index));
+            }
+            return;
+        }
+        // A kernel may still show a port without link as active for a
+        // moment: traffic is on a linked port only once it moved there.
+        let linked = self
+            .active_index()
+            .is_some_and(|index| self.ports[index].has_trusted_link());
+        if linked && !self.paths_lost {
+            self.paths_lost = true;
+            out.push(What {
+                port: self.active.clone(),
+                ..What::new(self.name(), Kind::AllPathsDown)
+            });
+        }
     }
 
     /// Ends every damping whose time is up.
@@ -281,6 +361,7 @@ impl Group {
             .choose(now)
             .map(|index| self.ports[index].name().to_owned());
         self.apply(now, choice, out);
+        self.report_paths(out);
     }
 
     /// The earliest moment the passing of time alone could change this
@@ -311,8 +392,22 @@ impl Group {
             .min()
     }
 
-    /// The choice (rules 1-4 of the module doc), as a port index.
+    /// The choice (rules 1-5 of the module doc), as a port index.
     fn choose(&self, now: Instant) -> Option<usize> {
+        self.choose_usable(now).or_else(|| self.last_resort())
+    }
+
+    /// When no port has a working path: the active port while it has
+    /// link and is not damped, else the first such port, so that a target
+    /// that stops answering never leaves the group without traffic.
+    fn last_resort(&self) -> Option<usize> {
+        self.active_index()
+            .filter(|&index| self.ports[index].has_trusted_link())
+            .or_else(|| self.ports.iter().position(Port::has_trusted_link))
+    }
+
+    /// The choice among usable ports (rules 1-3 of the module doc).
+    fn choose_usable(&self, now: Instant) -> Option<usize> {
         if let Some(index) = self.operator.as_deref().and_then(|p| self.index_of(p)) {
             return Some(index);
         }
@@ -391,7 +486,9 @@ impl Group {
         }
         match port.link() {
             PortLink::Missing => (Cause::Removed, Some(0)),
-            PortLink::Up => (Cause::Damped, None),
+            PortLink::Up if port.damped() => (Cause::Damped, None),
+            // The path died before the probes could tell: no outage figure.
+            PortLink::Up => (Cause::PathDown, None),
             PortLink::Down | PortLink::Unknown => (Cause::LinkDown, Some(0)),
         }
     }

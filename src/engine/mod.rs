@@ -1,25 +1,30 @@
 //! The failover engine: a plain state machine with no I/O and no clock.
 //!
-//! Inputs (link updates, snapshots, timer ticks, operator commands, a new
-//! config) go in with `now`; events, actions and the next deadline come
+//! Inputs (link updates, snapshots, path verdicts, timer ticks, operator
+//! commands, a new config) go in with `now`; events, actions and the next deadline come
 //! out. Every policy lives here: priority order, the hold-down before
 //! preempting, flap damping, what counts as a failover and how long its
 //! outage was. The daemon drives it; tests drive it with synthetic time.
 //!
 //! # Policy
 //!
-//! A port is *usable* when it exists, its link is up and it is not damped.
-//! The engine's *choice* for a group is:
+//! A port is *usable* when it exists, its link is up, it is not damped and
+//! its path is not down (see "Paths" below; without a `probe` the path is
+//! `off` and never matters). The engine's *choice* for a group is:
 //! 1. the operator's `set-active` port while it stays usable (an operator
 //!    choice is dropped as soon as that port stops being usable);
 //! 2. else the current active port if it is usable and no better port
 //!    may preempt it; a better (earlier in `ports`) usable port preempts
 //!    only with `preempt: true` once it has been usable for
 //!    `preempt_delay` without interruption (the clock restarts on every
-//!    link change and at the end of its damping); when several may, the
-//!    best of them wins;
+//!    link change, path change to or from `down`, and at the end of its
+//!    damping; a port whose path is `unknown` does not preempt); when
+//!    several may, the best of them wins;
 //! 3. else the first usable port in priority order, at once;
-//! 4. else none: `all_ports_down` (once), and `group_recovered` with the
+//! 4. else, when no port has a working path but some have link and are
+//!    not damped: the active port if it is one of them, else the first of
+//!    them (`all_paths_down`, see "Paths");
+//! 5. else none: `all_ports_down` (once), and `group_recovered` with the
 //!    outage when the first port is usable again.
 //!
 //! A port changing link more than `max_flaps` times within `window` is
@@ -62,6 +67,45 @@
 //! and also forgets the doubling. A reload applies a changed threshold to
 //! the history at once.
 //!
+//! ## Paths
+//!
+//! A group with a `probe` keeps per port the state of the path beyond it,
+//! as the probes judge it ([`Input::Path`]): `unknown` at the start and
+//! whenever the link changes (a verdict is about the link it was made
+//! on, so while the link is not up the path is `unknown`, and the latest
+//! round trip is forgotten), then `up` or `down`. A verdict about a port
+//! whose link is not up, or in a group without `probe`, is ignored as
+//! stale. Without a `probe` every path is `off`.
+//!
+//! `unknown` counts as usable: a group whose probes have not answered yet
+//! is not left without traffic. Such a port takes over when the active
+//! port fails, but does not preempt a working port until its path is
+//! `up`. `down` is not usable: a path going down on the active port moves
+//! traffic at once to the best usable port, a `failover` with cause
+//! `path_down` (no outage figure: the path died before the probes could
+//! tell). A path coming back restarts the preempt clock and takes traffic
+//! back after `preempt_delay` (cause `preempt`), exactly as a link coming
+//! back. The first `down` after the link came up is `path_down`, a change
+//! from `down` to `up` is `path_up` (with the round trip); the first `up`
+//! is silent, as a first link state is.
+//!
+//! A change between `up` and `down` is a transition for flap damping,
+//! counted with the link's: a path that flaps gets the port damped as a
+//! link that flaps does. The first verdict after the link came up is not
+//! one.
+//!
+//! When no port has a working path but some have link and are not damped,
+//! a target that stopped answering must not leave the group without any
+//! port: traffic stays on (or goes to) the best such port (rule 4) and the
+//! group reports `all_paths_down` (crit) once, with the port that carries
+//! traffic, and `paths_recovered` with the port that has a working path
+//! when one does again (also when that follows an `all_ports_down` and
+//! its `group_recovered`). `all_ports_down` keeps its meaning: no port has
+//! link.
+//!
+//! A reload keeps each remaining port's path; one that adds a `probe`
+//! starts its ports at `unknown`, one that removes it turns them `off`.
+//!
 //! ## Failovers and outages
 //!
 //! Every change of the active port is one `failover`, never from a port to
@@ -69,7 +113,8 @@
 //! lost link or vanished (outage 0 ms: the next port takes over at once;
 //! a port dropped from the config by a reload is `removed` with no outage,
 //! its interface still works), `damped` when it was damped with link up
-//! (no outage), `preempt` and `operator` (no outage). When no port is left
+//! (no outage), `path_down` when its path died with link up (see
+//! "Paths"), `preempt` and `operator` (no outage). When no port is left
 //! the group reports `all_ports_down` (with the last active port) and no
 //! failover; when a port is usable again it reports `group_recovered` with
 //! the outage since the loss (since the first snapshot if the group never
@@ -108,7 +153,7 @@
 //! *Failovers.* The active port is the kernel's, even a port that is not
 //! configured. Each change is one `failover`, its cause inferred in order:
 //! 1. the port laggmond asked for: the reason it asked (`preempt`,
-//!    `operator` or `damped`);
+//!    `operator`, `damped` or `path_down`);
 //! 2. the old port is missing or left the aggregate: `removed`; laggmond
 //!    holds it down: `damped`; it has no link: `link_down`. The outage is
 //!    the time since the engine saw that change (0 when it saw none);
@@ -149,6 +194,15 @@
 //! within 30 s. That target is then not tried again for
 //! `max(preempt_delay, 1 s)`, unless an operator asks for it.
 //!
+//! *Paths.* The kernel sees carrier only. Bond: the choice leaves an
+//! active port whose path is down for a usable one (reason `path_down`;
+//! a port with link is laggmond's to act on, unlike one without) and
+//! comes back after `preempt_delay` by the usual preempt. lagg: a reorder
+//! never makes a port with a dead path the MASTER and waits for every
+//! member's path to be `up`, but laggmond cannot yet take a MASTER whose
+//! path died out of the lagg (that needs removing the port and adding it
+//! back); the events are reported all the same.
+//!
 //! *Damping.* Bond: the choice leaves a damped active port for a usable
 //! one (reason `damped`). lagg, with `enforce`: a damped member is taken
 //! out of service by [`Action::SetAdminUp`] `up: false` while another port
@@ -177,6 +231,7 @@ use std::time::Instant;
 use crate::config::{Config, Driver};
 use crate::event::{Kind, What};
 use crate::platform::kernel::{Aggregate, Answer, LinkState, Update};
+use crate::probe::PathReport;
 
 pub use group::Group;
 pub use port::{Port, PortLink};
@@ -189,6 +244,9 @@ pub enum Input {
     /// The deadline from [`Engine::next_deadline`] has passed (extra ticks
     /// are harmless).
     Tick,
+    /// A port's probes judged its path anew; news about a group or port
+    /// the config no longer has is ignored.
+    Path(PathReport),
 }
 
 /// An operator's request. Refused with a reason when it cannot be done.
@@ -331,6 +389,7 @@ impl Engine {
         match input {
             Input::Platform(update) => self.platform(now, update, &mut out),
             Input::Tick => self.tick(now, &mut out),
+            Input::Path(report) => self.path(now, report, &mut out),
         }
         out
     }
@@ -512,6 +571,17 @@ impl Engine {
                 group.sync_links(now, |name| interfaces.link(name), &mut out.events);
             }
             group.reconcile(now, interfaces, out);
+        }
+    }
+
+    /// Passes a path verdict to its group, which acts on it at once.
+    fn path(&mut self, now: Instant, report: PathReport, out: &mut Output) {
+        let Ok(index) = self.group_index(&report.group) else {
+            return;
+        };
+        let group = &mut self.groups[index];
+        if group.set_path(now, &report.port, &report.verdict, &mut out.events) {
+            group.reconcile(now, &self.interfaces, out);
         }
     }
 

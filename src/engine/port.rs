@@ -1,11 +1,12 @@
-//! One configured port: its link as the engine knows it, its flap history
-//! and the clock that decides when it may take traffic back.
+//! One configured port: its link and path as the engine knows them, its
+//! flap history and the clock that decides when it may take traffic back.
 
 use std::time::{Duration, Instant};
 
 use crate::config::FlapDamping;
 use crate::event::Kind;
 use crate::platform::kernel::LinkState;
+use crate::probe::{PathState, PathVerdict};
 
 use super::damping::{Damped, FlapState};
 
@@ -41,6 +42,13 @@ pub(crate) struct LinkChange {
     pub damped: Option<Damped>,
 }
 
+/// What a path verdict changed on a port, for the group to report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PathChange {
+    /// The damping this change started.
+    pub damped: Option<Damped>,
+}
+
 /// One configured port of a group.
 #[derive(Clone, Debug)]
 pub struct Port {
@@ -48,8 +56,13 @@ pub struct Port {
     link: PortLink,
     /// When `link` last changed; `None` until the first snapshot.
     since: Option<Instant>,
-    /// Start of the preempt clock: the last link change or damping end.
+    /// Start of the preempt clock: the last link change, path change to or
+    /// from down, or damping end.
     steady_since: Option<Instant>,
+    /// The path beyond the port: `Off` when the group has no probe.
+    path: PathState,
+    /// The round trip of the latest answer while the path is up.
+    rtt: Option<Duration>,
     flaps: FlapState,
     /// The group's damping policy, kept here so the port can answer
     /// questions about its window on its own.
@@ -57,13 +70,16 @@ pub struct Port {
 }
 
 impl Port {
-    /// A port the engine knows nothing about yet.
-    pub(crate) fn new(name: &str, policy: FlapDamping) -> Port {
+    /// A port the engine knows nothing about yet; `probed` when its group
+    /// probes paths.
+    pub(crate) fn new(name: &str, policy: FlapDamping, probed: bool) -> Port {
         Port {
             name: name.to_owned(),
             link: PortLink::Unknown,
             since: None,
             steady_since: None,
+            path: unknown_or_off(probed),
+            rtt: None,
             flaps: FlapState::default(),
             policy,
         }
@@ -85,6 +101,18 @@ impl Port {
         self.since
     }
 
+    /// The path beyond the port as its probes last judged it; `Unknown`
+    /// whenever the link is not up (a verdict about a path without link
+    /// would be stale), `Off` when the group does not probe.
+    pub fn path(&self) -> PathState {
+        self.path
+    }
+
+    /// The round trip of the latest answer, while the path is up.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
     /// When a damped port is trusted again; `None` when not damped.
     pub fn damped_until(&self) -> Option<Instant> {
         self.flaps.until()
@@ -101,15 +129,27 @@ impl Port {
         self.flaps.total()
     }
 
-    /// Whether the port may carry traffic: it exists, has link and is not
-    /// damped.
+    /// Whether the port may carry traffic: it exists, has link, is not
+    /// damped and its path is not known to be dead (an unknown path counts
+    /// as working, so that a group without answers yet keeps traffic).
     pub fn usable(&self) -> bool {
+        self.has_trusted_link() && self.path != PathState::Down
+    }
+
+    /// Whether the port has link and is not damped, whatever its path: the
+    /// last resort when no port has a working path.
+    pub fn has_trusted_link(&self) -> bool {
         self.link == PortLink::Up && self.flaps.until().is_none()
     }
 
     /// When the port may preempt a worse one: `delay` after its preempt
-    /// clock started. `None` when that is beyond what an `Instant` holds.
+    /// clock started. `None` when that is beyond what an `Instant` holds,
+    /// and while its path is unknown: traffic moves off a working port
+    /// only to a path the probes have seen working.
     pub fn preempt_ready_at(&self, delay: Duration) -> Option<Instant> {
+        if self.path == PathState::Unknown {
+            return None;
+        }
         self.steady_since?.checked_add(delay)
     }
 
@@ -121,8 +161,11 @@ impl Port {
             PortLink::Unknown => Some(format!("port {name} has not been seen yet")),
             PortLink::Missing => Some(format!("port {name} does not exist")),
             PortLink::Down => Some(format!("port {name} is down")),
-            PortLink::Up if !self.usable() => {
+            PortLink::Up if self.damped() => {
                 Some(format!("port {name} is damped (until clear-damping)"))
+            }
+            PortLink::Up if self.path == PathState::Down => {
+                Some(format!("port {name} has no working path"))
             }
             PortLink::Up => None,
         }
@@ -138,6 +181,7 @@ impl Port {
         let old = std::mem::replace(&mut self.link, link);
         self.since = Some(now);
         self.steady_since = Some(now);
+        self.forget_path();
         let flipped = old != PortLink::Unknown && (old == PortLink::Up) != (link == PortLink::Up);
         let damped = if flipped {
             self.flaps.record(now, &self.policy)
@@ -160,7 +204,60 @@ impl Port {
         self.link = link;
         self.since = Some(now);
         self.steady_since = Some(now);
+        self.forget_path();
         true
+    }
+
+    /// Takes a verdict of the port's probes; `None` when it changes
+    /// nothing the group reports (the same state again, or the first
+    /// verdict `up`), or when it is ignored: the group does not probe, or
+    /// the link is not up (the verdict is about a path the port no longer
+    /// has). A change between `up` and `down` counts as a transition for
+    /// damping, as a link change does; the first verdict after the link
+    /// came up does not. The preempt clock restarts whenever the path
+    /// goes down or comes back from down.
+    pub(crate) fn set_path(&mut self, now: Instant, verdict: &PathVerdict) -> Option<PathChange> {
+        if self.path == PathState::Off || self.link != PortLink::Up {
+            return None;
+        }
+        let new = match verdict {
+            PathVerdict::Up { rtt } => {
+                self.rtt = Some(*rtt);
+                PathState::Up
+            }
+            PathVerdict::Down { .. } => {
+                self.rtt = None;
+                PathState::Down
+            }
+        };
+        let old = std::mem::replace(&mut self.path, new);
+        if old == new || (old, new) == (PathState::Unknown, PathState::Up) {
+            return None;
+        }
+        self.steady_since = Some(now);
+        let damped = if old == PathState::Unknown {
+            None
+        } else {
+            self.flaps.record(now, &self.policy)
+        };
+        Some(PathChange { damped })
+    }
+
+    /// Starts or stops probing the port (a reload added or removed the
+    /// group's probe); a port kept probed keeps its path.
+    pub(crate) fn set_probed(&mut self, probed: bool) {
+        if probed != (self.path != PathState::Off) {
+            self.path = unknown_or_off(probed);
+            self.rtt = None;
+        }
+    }
+
+    /// The link changed: whatever the probes said was about the old link.
+    fn forget_path(&mut self) {
+        if self.path != PathState::Off {
+            self.path = PathState::Unknown;
+            self.rtt = None;
+        }
     }
 
     /// Forgets the link (the aggregate holding the port is gone): the next
@@ -169,6 +266,7 @@ impl Port {
         self.link = PortLink::Unknown;
         self.since = None;
         self.steady_since = None;
+        self.forget_path();
     }
 
     /// Whether the port is damped: not trusted, whatever its link, so a
@@ -207,6 +305,15 @@ impl Port {
     /// Starts the preempt clock at `at`, unless a link change came later.
     fn restart_steady_clock(&mut self, at: Instant) {
         self.steady_since = Some(self.steady_since.map_or(at, |since| since.max(at)));
+    }
+}
+
+/// The path state of a port that has no verdict yet.
+fn unknown_or_off(probed: bool) -> PathState {
+    if probed {
+        PathState::Unknown
+    } else {
+        PathState::Off
     }
 }
 

@@ -8,6 +8,10 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::names::named;
+
 /// A port's path changed, as its probes judged it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathReport {
@@ -28,4 +32,20 @@ pub enum PathVerdict {
     /// `missed` intervals in a row went without enough answers; `targets`
     /// are the ones that did not answer.
     Down { missed: u32, targets: Vec<Ipv4Addr> },
+}
+
+named! {
+    /// What the engine holds of a port's path, as status shows it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum PathState {
+        /// The group has no `probe`: carrier alone decides.
+        Off => "off",
+        /// No verdict since the link came up (or since the start); counts
+        /// as working, so that a group without answers yet keeps traffic.
+        Unknown => "unknown",
+        /// The latest verdict: enough targets answer.
+        Up => "up",
+        /// The latest verdict: the path is dead though the link is up.
+        Down => "down",
+    }
 }

@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::engine::{Group, Port, PortLink};
 use crate::event::Timestamp;
+use crate::probe::PathState;
 
 use super::{FailoverStatus, GroupStatus, Link, PortStatus, Role, State, Status};
 
@@ -78,8 +79,12 @@ fn port_status(
         PortLink::Down => (Link::Down, Role::Down),
         PortLink::Up if active == Some(port.name()) => (Link::Up, Role::Active),
         PortLink::Up if damped_until.is_some() => (Link::Up, Role::Damped),
+        PortLink::Up if port.path() == PathState::Down => (Link::Up, Role::PathDown),
         PortLink::Up => (Link::Up, Role::Backup),
     };
+    // A group without probes reports no path at all: its report stays
+    // what it was before probes existed.
+    let path = Some(port.path()).filter(|path| *path != PathState::Off);
     PortStatus {
         name: port.name().to_owned(),
         link,
@@ -88,6 +93,8 @@ fn port_status(
         flaps: port.flaps_in_window(now),
         damped: damped_until.is_some(),
         damped_until: damped_until.map(|at| wall_time(clock, at)),
+        path,
+        rtt_ms: port.rtt().map(|rtt| rtt.as_micros() as f64 / 1000.0),
     }
 }
 
@@ -183,6 +190,88 @@ mod tests {
                 r#"{"name":"p2","link":"up","role":"backup","since":"2026-11-21T10:00:01.123Z","flaps":0,"damped":false},"#,
                 r#"{"name":"p3","link":"missing","role":"missing","since":"2026-11-21T10:00:01.123Z","flaps":0,"damped":false}],"#,
                 r#""last_failover":{"at":"2026-11-21T10:00:00.123Z","from":"p0","to":"p1","cause":"link_down","outage_ms":12}}]"#,
+            )
+        );
+    }
+
+    #[test]
+    fn a_probed_group_shows_each_path_and_round_trip() {
+        let text = "groups:\n  uplink:\n    driver: none\n    ports: [p0, p1, p2]\n";
+        let config = Config::parse(text, Path::new("laggmond.yml")).expect("config");
+        let mut config = config;
+        config.groups[0].probe = Some(crate::config::ProbeConfig {
+            arp: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
+            interval: Duration::from_secs(1),
+            missed: 3,
+            require: crate::config::Require::Any,
+            source: std::net::Ipv4Addr::UNSPECIFIED,
+        });
+        let mut engine = Engine::new(Arc::new(config));
+        let start = Instant::now();
+        let clock = (start, UNIX_EPOCH + Duration::from_millis(T));
+        let links = vec![
+            link(1, "p0", true),
+            link(2, "p1", true),
+            link(3, "p2", true),
+        ];
+        engine.handle(start, Input::Platform(Update::Snapshot(links)));
+        let verdict = |port: &str, verdict| {
+            Input::Path(crate::probe::PathReport {
+                group: "uplink".into(),
+                port: port.into(),
+                verdict,
+            })
+        };
+        let up = crate::probe::PathVerdict::Up {
+            rtt: Duration::from_micros(213),
+        };
+        let down = crate::probe::PathVerdict::Down {
+            missed: 3,
+            targets: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
+        };
+        engine.handle(start, verdict("p0", up));
+        engine.handle(start, verdict("p1", down));
+        let status = project(engine.groups(), &HashMap::new(), clock, start, start);
+        assert_eq!(
+            serde_json::to_string(&status.groups[0].ports).unwrap(),
+            concat!(
+                r#"[{"name":"p0","link":"up","role":"active","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false,"path":"up","rtt_ms":0.213},"#,
+                r#"{"name":"p1","link":"up","role":"path_down","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false,"path":"down"},"#,
+                r#"{"name":"p2","link":"up","role":"backup","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false,"path":"unknown"}]"#,
+            )
+        );
+        assert_eq!(status.groups[0].state, State::Degraded);
+        assert!(!status.groups[0].healthy);
+    }
+
+    #[test]
+    fn a_group_without_probe_reports_exactly_what_it_did_before_probes() {
+        let start = Instant::now();
+        let clock = (start, UNIX_EPOCH + Duration::from_millis(T));
+        let mut engine = engine();
+        let links = vec![link(1, "p0", true), link(2, "p1", true)];
+        engine.handle(start, Input::Platform(Update::Snapshot(links)));
+        // Verdicts for a group that does not probe change nothing.
+        engine.handle(
+            start,
+            Input::Path(crate::probe::PathReport {
+                group: "uplink".into(),
+                port: "p0".into(),
+                verdict: crate::probe::PathVerdict::Up {
+                    rtt: Duration::from_millis(1),
+                },
+            }),
+        );
+        let status = project(engine.groups(), &HashMap::new(), clock, start, start);
+        assert_eq!(
+            serde_json::to_string(&status.groups).unwrap(),
+            concat!(
+                r#"[{"name":"uplink","driver":"none","active":"p0","primary":"p0","healthy":false,"state":"degraded","ports":["#,
+                r#"{"name":"p0","link":"up","role":"active","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false},"#,
+                r#"{"name":"p1","link":"up","role":"backup","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false},"#,
+                r#"{"name":"p2","link":"missing","role":"missing","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false},"#,
+                r#"{"name":"p3","link":"missing","role":"missing","since":"2026-11-21T10:00:00.123Z","flaps":0,"damped":false}],"#,
+                r#""last_failover":null}]"#,
             )
         );
     }

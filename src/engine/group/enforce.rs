@@ -9,6 +9,7 @@ use crate::config::Driver;
 use crate::engine::damping::instant_after;
 use crate::engine::Action;
 use crate::event::{Cause, Kind, What};
+use crate::probe::PathState;
 
 use super::{Group, Interfaces, Output, Port, PortLink};
 
@@ -311,6 +312,8 @@ impl Group {
             Cause::Operator
         } else if current.is_some_and(|index| self.ports[index].damped()) {
             Cause::Damped
+        } else if current.is_some_and(|index| self.ports[index].path() == PathState::Down) {
+            Cause::PathDown
         } else {
             Cause::Preempt
         };

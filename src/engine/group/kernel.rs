@@ -161,6 +161,7 @@ impl Group {
         self.active = None;
         self.started = false;
         self.outage = None;
+        self.paths_lost = false;
         self.drop_pending();
         self.kernel.unexpected.clear();
         self.kernel.reported_mode = None;
@@ -188,6 +189,7 @@ impl Group {
             self.started = true;
             self.start(now, kernel_active, &mut out.events);
         }
+        self.report_paths(&mut out.events);
         self.finish_pending(&mut out.events);
         self.expire_unconfirmed(now, &mut out.events);
         self.enforce(now, known, out);
@@ -273,6 +275,7 @@ impl Group {
         self.active = kernel_active;
         self.started = false;
         self.outage = None;
+        self.paths_lost = false;
         self.drop_pending();
     }
 

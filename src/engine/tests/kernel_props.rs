@@ -169,6 +169,8 @@ enum Step {
     ClearDamping,
     Snapshot,
     Reload,
+    /// The probes judge a port's path: up or down.
+    Path(usize, bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -187,11 +189,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::ClearDamping),
         1 => Just(Step::Snapshot),
         1 => Just(Step::Reload),
+        3 => (0..8usize, any::<bool>()).prop_map(|(i, up)| Step::Path(i, up)),
     ]
 }
 
 /// A random kernel group: driver, ports, enforce, preempt, preempt_delay,
-/// max_flaps, hold.
+/// max_flaps, hold, and whether it probes paths.
 fn group() -> impl Strategy<Value = GroupConfig> {
     (
         any::<bool>(),
@@ -201,17 +204,21 @@ fn group() -> impl Strategy<Value = GroupConfig> {
         0..3_000u64,
         0..4u32,
         1..8_000u64,
+        any::<bool>(),
     )
-        .prop_map(|(lagg, size, enforce, preempt, delay, max_flaps, hold)| {
-            let ports: Vec<String> = (0..size).map(|n| format!("p{n}")).collect();
-            let refs: Vec<&str> = ports.iter().map(String::as_str).collect();
-            let mut conf = group_cfg(AGG, &refs, delay, max_flaps);
-            conf.driver = if lagg { Driver::Lagg } else { Driver::Bond };
-            conf.enforce = enforce;
-            conf.preempt = preempt;
-            conf.flap_damping.hold = ms(hold);
-            conf
-        })
+        .prop_map(
+            |(lagg, size, enforce, preempt, delay, max_flaps, hold, probed)| {
+                let ports: Vec<String> = (0..size).map(|n| format!("p{n}")).collect();
+                let refs: Vec<&str> = ports.iter().map(String::as_str).collect();
+                let mut conf = group_cfg(AGG, &refs, delay, max_flaps);
+                conf.driver = if lagg { Driver::Lagg } else { Driver::Bond };
+                conf.enforce = enforce;
+                conf.preempt = preempt;
+                conf.flap_damping.hold = ms(hold);
+                conf.probe = probed.then(super::path::probe);
+                conf
+            },
+        )
 }
 
 /// The engine, the model kernel and what the platform last reported.
@@ -293,6 +300,10 @@ impl Sim {
             out.actions
         );
         if let Some(port) = set_active.first() {
+            // Never toward a dead path while some port has a working one.
+            let usable = group.port(port).is_some_and(Port::usable);
+            let any_usable = group.ports().iter().any(Port::usable);
+            prop_assert!(usable || !any_usable, "asked for {port} with a dead path");
             prop_assert_eq!(group.enforcing(), Some(*port));
             prop_assert!(group.aggregate().is_some_and(|view| view.failover));
             if let Some(previous) = before {
@@ -458,6 +469,21 @@ impl Sim {
                 port: None,
             })?,
             Step::Snapshot => self.snapshot()?,
+            Step::Path(i, up) => {
+                let verdict = if *up {
+                    crate::probe::PathVerdict::Up { rtt: ms(1) }
+                } else {
+                    crate::probe::PathVerdict::Down {
+                        missed: 1,
+                        targets: Vec::new(),
+                    }
+                };
+                self.input(Input::Path(crate::probe::PathReport {
+                    group: AGG.to_owned(),
+                    port: self.kernel.names[i % count].clone(),
+                    verdict,
+                }))?;
+            }
             Step::Reload => {
                 let config = self.engine.config().clone();
                 let before = self.group().enforcing().map(str::to_owned);

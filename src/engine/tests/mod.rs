@@ -4,6 +4,7 @@
 
 mod kernel;
 mod kernel_props;
+mod path;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -1190,6 +1191,8 @@ enum Step {
     SetActive(usize, Option<usize>),
     ClearDamping(usize),
     Reload,
+    /// A path verdict for an interface: up (with a round trip) or down.
+    Path(usize, bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -1204,10 +1207,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..3usize, prop::option::of(0..4usize)).prop_map(|(g, p)| Step::SetActive(g, p)),
         1 => (0..16usize).prop_map(Step::ClearDamping),
         1 => Just(Step::Reload),
+        4 => (0..16usize, any::<bool>()).prop_map(|(i, up)| Step::Path(i, up)),
     ]
 }
 
-/// Random groups: sizes, preempt, preempt_delay, max_flaps, window, hold.
+/// Random groups: sizes, preempt, preempt_delay, max_flaps, window, hold,
+/// and whether they probe paths.
 fn groups() -> impl Strategy<Value = Vec<GroupConfig>> {
     let group = (
         1..=4usize,
@@ -1216,24 +1221,28 @@ fn groups() -> impl Strategy<Value = Vec<GroupConfig>> {
         0..4u32,
         1..5_000u64,
         1..5_000u64,
+        any::<bool>(),
     );
     prop::collection::vec(group, 1..=3).prop_map(|groups| {
         let mut next_port = 0;
         groups
             .into_iter()
             .enumerate()
-            .map(|(index, (size, preempt, delay, max_flaps, window, hold))| {
-                let ports: Vec<String> = (next_port..next_port + size)
-                    .map(|n| format!("p{n}"))
-                    .collect();
-                next_port += size;
-                let port_refs: Vec<&str> = ports.iter().map(String::as_str).collect();
-                let mut conf = group_cfg(&format!("g{index}"), &port_refs, delay, max_flaps);
-                conf.preempt = preempt;
-                conf.flap_damping.window = ms(window);
-                conf.flap_damping.hold = ms(hold);
-                conf
-            })
+            .map(
+                |(index, (size, preempt, delay, max_flaps, window, hold, probed))| {
+                    let ports: Vec<String> = (next_port..next_port + size)
+                        .map(|n| format!("p{n}"))
+                        .collect();
+                    next_port += size;
+                    let port_refs: Vec<&str> = ports.iter().map(String::as_str).collect();
+                    let mut conf = group_cfg(&format!("g{index}"), &port_refs, delay, max_flaps);
+                    conf.preempt = preempt;
+                    conf.flap_damping.window = ms(window);
+                    conf.flap_damping.hold = ms(hold);
+                    conf.probe = probed.then(path::probe);
+                    conf
+                },
+            )
             .collect()
     })
 }
@@ -1317,6 +1326,27 @@ fn run_step(
             let config = engine.config().clone();
             return (engine.reconfigure(*now, config).events, false);
         }
+        Step::Path(index, up) => {
+            let port = name(*index);
+            let groups = engine.groups();
+            let group = groups
+                .iter()
+                .find(|group| group.has_port(&port))
+                .unwrap_or(&groups[0]);
+            let verdict = if *up {
+                crate::probe::PathVerdict::Up { rtt: ms(1) }
+            } else {
+                crate::probe::PathVerdict::Down {
+                    missed: 1,
+                    targets: Vec::new(),
+                }
+            };
+            Input::Path(crate::probe::PathReport {
+                group: group.name().to_owned(),
+                port,
+                verdict,
+            })
+        }
     };
     let is_tick = matches!(input, Input::Tick);
     (engine.handle(*now, input).events, is_tick)
@@ -1330,10 +1360,12 @@ fn check(
     was_tick: bool,
 ) -> Result<(), TestCaseError> {
     for group in engine.groups() {
-        let any_usable = group.ports().iter().any(Port::usable);
+        // A dead path never leaves a group without traffic: any port with
+        // link that is not damped will do when no path works.
+        let any_linked = group.ports().iter().any(Port::has_trusted_link);
         if engine.synced() {
             prop_assert_eq!(
-                any_usable,
+                any_linked,
                 group.active().is_some(),
                 "group {}",
                 group.name()
@@ -1341,7 +1373,22 @@ fn check(
         }
         if let Some(active) = group.active() {
             let port = group.port(active);
-            prop_assert!(port.is_some_and(Port::usable), "active {active} unusable");
+            prop_assert!(
+                port.is_some_and(Port::has_trusted_link),
+                "active {active} unusable"
+            );
+            // A port with a dead path is never active while a port with a
+            // working (or not yet judged) path could be.
+            let any_usable = group.ports().iter().any(Port::usable);
+            prop_assert!(
+                !any_usable || port.is_some_and(Port::usable),
+                "active {active} has a dead path while another port works"
+            );
+        }
+        if group.config().probe.is_none() {
+            for port in group.ports() {
+                prop_assert_eq!(port.path(), crate::probe::PathState::Off);
+            }
         }
         if let Some(operator) = group.operator() {
             prop_assert_eq!(group.active(), Some(operator));
@@ -1374,6 +1421,43 @@ fn check(
     Ok(())
 }
 
+/// `all_paths_down` and `paths_recovered` alternate per group, starting
+/// with `all_paths_down`, and no group stays reported as without paths
+/// while one of its ports is usable.
+fn check_paths_lost(
+    engine: &Engine,
+    events: &[What],
+    lost: &mut HashMap<String, bool>,
+) -> Result<(), TestCaseError> {
+    for what in events {
+        let Some(group) = &what.group else {
+            continue;
+        };
+        let was_lost = lost.get(group).copied().unwrap_or(false);
+        match what.kind {
+            Kind::AllPathsDown => {
+                prop_assert!(!was_lost, "all_paths_down twice in {}", group);
+                lost.insert(group.clone(), true);
+            }
+            Kind::PathsRecovered => {
+                prop_assert!(was_lost, "paths_recovered without a loss in {}", group);
+                lost.insert(group.clone(), false);
+            }
+            _ => {}
+        }
+    }
+    for group in engine.groups() {
+        let usable = group.ports().iter().any(Port::usable);
+        let reported_lost = lost.get(group.name()).copied().unwrap_or(false);
+        prop_assert!(
+            !(usable && reported_lost && group.active().is_some()),
+            "group {} still reported without paths",
+            group.name()
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -1390,9 +1474,11 @@ proptest! {
             let all_up = names.iter().map(|name| link(name, true)).collect();
             engine.handle(now, Input::Platform(Update::Snapshot(all_up)));
         }
+        let mut paths_lost: HashMap<String, bool> = HashMap::new();
         for step in &steps {
             let (events, was_tick) = run_step(&mut engine, &mut now, step, &names);
             check(&engine, now, &events, was_tick)?;
+            check_paths_lost(&engine, &events, &mut paths_lost)?;
         }
     }
 }
