@@ -16,6 +16,7 @@
 pub mod arp;
 pub mod filter;
 pub mod ignored;
+pub mod path;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
