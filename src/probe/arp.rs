@@ -39,10 +39,10 @@ pub(super) const OP_REPLY: u16 = 2;
 
 /// The ARP request asking who has `target`, broadcast from `source_mac`.
 ///
-/// `sender_ip` is the group's `source`, 0.0.0.0 unless configured: with
-/// it the request is an RFC 5227 ARP probe, which no neighbour takes into
-/// its ARP cache, so probing a port that is not carrying traffic moves
-/// nobody's idea of where our address lives.
+/// `sender_ip` is the group's `source`, 0.0.0.0 unless configured: from
+/// 0.0.0.0 the request is an RFC 5227 ARP probe, which no neighbour takes
+/// into its ARP cache, so probing a port that is not carrying traffic
+/// moves nobody's idea of where our address lives.
 pub fn request(source_mac: [u8; 6], sender_ip: Ipv4Addr, target: Ipv4Addr) -> [u8; FRAME_LEN] {
     frame(BROADCAST, OP_REQUEST, source_mac, sender_ip, [0; 6], target)
 }

@@ -209,10 +209,6 @@ mod tests {
                     }
                     None => return 0,
                 },
-                0x30 => match frame.get(at) {
-                    Some(byte) => accumulator = u32::from(*byte),
-                    None => return 0,
-                },
                 0x15 => pc += usize::from(if accumulator == k { jt } else { jf }),
                 0x06 => return k,
                 _ => panic!("opcode {code:#x} at {}", pc - 1),

@@ -99,6 +99,7 @@ impl PathProbe {
         PathProbe {
             targets,
             interval: config.interval,
+            // The config refuses 0; 1 keeps "down at once" meaning that.
             missed: config.missed.max(1),
             require: config.require,
             state: PathState::Unknown,
