@@ -3,7 +3,20 @@
 //! switch port, a wrong VLAN, a dead uplink) is not trusted.
 //!
 //! What the engine is told is plain data, here; how frames are built,
-//! filtered and judged lives in the submodules, apart from any I/O.
+//! filtered and judged lives in the submodules, apart from any I/O and
+//! clocks, so that all of it is tested anywhere:
+//!
+//! - [`arp`]: the request sent out of a port and the parser of replies;
+//! - [`filter`]: the classic BPF program the socket runs, so that only
+//!   candidate replies wake the daemon;
+//! - [`path`]: the per-port state machine that turns requests sent and
+//!   replies received into verdicts;
+//! - [`ignored`]: why a received frame did not count, one name each.
+
+pub mod arp;
+pub mod filter;
+pub mod ignored;
+pub mod path;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
