@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use crate::event::{Cause, Event, Kind};
 use crate::hooks::HookStats;
-use crate::probe::PathState;
+use crate::probe::ignored::Ignored;
+use crate::probe::{PathState, ProbeCounters};
 use crate::status::{GroupStatus, Link, PortStatus, Status};
 
 /// Counters kept from published events, across reloads.
@@ -69,6 +71,7 @@ pub fn render(
     hooks: &HookStats,
     foreign_messages: u64,
     control: &ControlCounters,
+    probes: &ProbeCounters,
 ) -> String {
     let mut out = Metrics::default();
     out.family(
@@ -178,6 +181,13 @@ pub fn render(
     );
     out.sample("laggmond_foreign_messages_total", &[], foreign_messages);
     out.control(control);
+    if status
+        .groups
+        .iter()
+        .any(|g| g.ports.iter().any(|p| p.path.is_some()))
+    {
+        out.probes(probes);
+    }
     out.text
 }
 
@@ -222,6 +232,35 @@ impl Metrics {
             for p in &g.ports {
                 self.sample(name, &[("group", &g.name), ("port", &p.name)], value(g, p));
             }
+        }
+    }
+
+    /// The probe counters, written when some group probes.
+    fn probes(&mut self, probes: &ProbeCounters) {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        self.family(
+            "laggmond_probes_sent_total",
+            "counter",
+            "ARP requests sent by path probes.",
+        );
+        self.sample("laggmond_probes_sent_total", &[], load(&probes.sent));
+        self.family(
+            "laggmond_probe_replies_total",
+            "counter",
+            "ARP replies that counted for a port's path.",
+        );
+        self.sample("laggmond_probe_replies_total", &[], load(&probes.replies));
+        self.family(
+            "laggmond_probe_frames_ignored_total",
+            "counter",
+            "Frames on probe sockets that did not count, by reason.",
+        );
+        for (reason, counter) in Ignored::ALL.iter().zip(&probes.ignored) {
+            self.sample(
+                "laggmond_probe_frames_ignored_total",
+                &[("reason", reason.as_str())],
+                load(counter),
+            );
         }
     }
 
@@ -393,6 +432,7 @@ mod tests {
             &HookStats::default(),
             0,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert_has_lines(
             &text,
@@ -430,6 +470,7 @@ mod tests {
             &HookStats::default(),
             0,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert_has_lines(
             &text,
@@ -450,6 +491,7 @@ mod tests {
             &HookStats::default(),
             3,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert_has_lines(
             &text,
@@ -473,6 +515,7 @@ mod tests {
             &HookStats::default(),
             0,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert_has_lines(
             &text,
@@ -497,6 +540,7 @@ mod tests {
             &HookStats::default(),
             0,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert!(!text.contains("laggmond_port_path_up"), "{text}");
         assert!(!text.contains("laggmond_port_probe_rtt_seconds"), "{text}");
@@ -518,6 +562,7 @@ mod tests {
             &HookStats::default(),
             0,
             &ControlCounters::default(),
+            &ProbeCounters::default(),
         );
         assert_has_lines(
             &text,

@@ -404,17 +404,6 @@ fn connect_and_close(path: &Path, count: usize, done: &AtomicUsize) {
     }
 }
 
-/// The value of one sample of `laggmond metrics`.
-fn metric(daemon: &Daemon, sample: &str) -> u64 {
-    let out = daemon.cli(&["metrics"]);
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
-}
-
 /// Runs the CLI as `nobody`, from a copy it can reach.
 fn as_nobody(binary: &NobodyBinary, socket: &Path, args: &[&str]) -> std::process::Output {
     binary
@@ -488,10 +477,8 @@ fn hostile_clients_do_not_stop_the_daemon() {
     );
     wait_until_status_answers(&socket);
     assert!(
-        metric(
-            &daemon,
-            "laggmond_control_clients_refused_total{reason=\"busy\"}"
-        ) >= 500 - served as u64,
+        daemon.metric("laggmond_control_clients_refused_total{reason=\"busy\"}")
+            >= 500 - served as u64,
         "refusals are counted"
     );
     assert_nobody_changes_nothing(&daemon, &socket);
@@ -543,7 +530,7 @@ fn hostile_clients_do_not_stop_the_daemon() {
         0,
         "closed after the deadline"
     );
-    assert!(metric(&daemon, "laggmond_control_clients_timed_out_total") >= 1);
+    assert!(daemon.metric("laggmond_control_clients_timed_out_total") >= 1);
     // Counted each time, logged once a minute at most.
     let log = daemon.log_text();
     let reports = log.matches("clients refused (all slots taken)").count();

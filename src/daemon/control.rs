@@ -44,6 +44,7 @@ impl Daemon {
                         .foreign_messages
                         .load(std::sync::atomic::Ordering::Relaxed),
                     &server::counters(),
+                    self.probes.counters(),
                 )),
                 ..Reply::ok()
             },

@@ -9,13 +9,14 @@
 //! One file per concern: `process` starts the process (config, pidfile,
 //! detaching, runtime) and `signals` and `pidfile` serve it; this file
 //! is the loop; `actions` carries the engine's actions to the kernel,
-//! `bus` publishes events, `control` answers the control socket and
-//! `reload` reads a new config.
+//! `bus` publishes events, `control` answers the control socket,
+//! `probes` drives the path probes and `reload` reads a new config.
 
 mod actions;
 mod bus;
 mod control;
 mod pidfile;
+mod probes;
 mod process;
 mod reload;
 mod signals;
@@ -39,6 +40,7 @@ pub use process::{run, RunOptions, DEFAULT_PIDFILE, EXIT_CONFIG};
 
 use bus::EventBus;
 use control::ControlSocket;
+use probes::Probes;
 use reload::Reloads;
 
 /// The target of the daemon's own log lines, whichever of its files
@@ -57,6 +59,8 @@ pub struct Daemon {
     control: ControlSocket,
     control_rx: mpsc::Receiver<ControlRequest>,
     control_tx: mpsc::Sender<ControlRequest>,
+    /// The path probes, and what they report.
+    probes: Probes,
     /// Config reads for SIGHUP and `reload`, off the loop.
     reloads: Reloads,
     /// The slow periodic full resync with the kernel.
@@ -85,6 +89,7 @@ impl Daemon {
             resync: resync_timer(config.resync_interval),
             engine: Engine::new(config.clone()),
             hooks: hooks::spawn(config.hooks.clone()),
+            probes: Probes::start(&config),
             config,
             platform,
             logger,
@@ -117,6 +122,7 @@ impl Daemon {
                     Some(update) => self.feed(Input::Platform(update)),
                     None => break Err("the kernel monitor stopped".to_owned()),
                 },
+                report = self.probes.next_report() => self.feed(Input::Path(report)),
                 _ = sleep_until(deadline), if deadline.is_some() => self.feed(Input::Tick),
                 _ = self.resync.tick() => self.request_resync(),
                 Some(request) = self.control_rx.recv() => self.answer(request),
@@ -139,6 +145,9 @@ impl Daemon {
 
     /// Passes one input to the engine and carries out what it says.
     fn feed(&mut self, input: Input) {
+        if let Input::Platform(update) = &input {
+            self.probes.kernel_news(update);
+        }
         let output = self.engine.handle(Instant::now(), input);
         self.apply(output);
     }

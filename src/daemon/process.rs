@@ -127,12 +127,20 @@ fn supported_here(config: &Config) -> Result<(), String> {
             Driver::Bond if !cfg!(target_os = "linux") => Some("bonding exists only on Linux"),
             Driver::Lagg | Driver::Bond => None,
         };
-        if let Some(why) = missing {
-            return Err(format!(
-                "{}: group {}: driver {}: {why}",
+        let refused = |what: &str, why: &str| {
+            format!(
+                "{}: group {}: {what}: {why}",
                 config.path.display(),
-                group.name,
-                group.driver.as_str()
+                group.name
+            )
+        };
+        if let Some(why) = missing {
+            return Err(refused(&format!("driver {}", group.driver.as_str()), why));
+        }
+        if group.probe.is_some() && !cfg!(target_os = "linux") {
+            return Err(refused(
+                "probe",
+                "path probes are not available on this system yet",
             ));
         }
     }

@@ -75,6 +75,7 @@ impl Daemon {
         }
         self.logger.configure(&config.log);
         self.hooks.reconfigure(config.hooks.clone());
+        self.probes.configure(&config);
         self.bus.resize(config.history);
         let output = self.engine.reconfigure(Instant::now(), config.clone());
         self.config = config;

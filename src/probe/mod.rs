@@ -16,14 +16,20 @@
 pub mod arp;
 pub mod filter;
 pub mod ignored;
+#[cfg(target_os = "linux")]
+mod packet;
 pub mod path;
+#[cfg(target_os = "linux")]
+pub mod task;
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::names::named;
+use ignored::Ignored;
 
 /// A port's path changed, as its probes judged it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +51,27 @@ pub enum PathVerdict {
     /// `missed` intervals in a row went without enough answers; `targets`
     /// are the ones that did not answer.
     Down { missed: u32, targets: Vec<Ipv4Addr> },
+}
+
+/// Counters of the probes, shared by the prober and the metrics.
+#[derive(Debug, Default)]
+pub struct ProbeCounters {
+    /// ARP requests sent.
+    pub sent: AtomicU64,
+    /// Replies that counted for a port's path.
+    pub replies: AtomicU64,
+    /// Frames that reached a probe socket and did not count, by reason
+    /// (indexed like [`Ignored::ALL`]).
+    pub ignored: [AtomicU64; Ignored::ALL.len()],
+}
+
+impl ProbeCounters {
+    /// Counts one frame ignored for `reason`.
+    pub fn ignore(&self, reason: Ignored) {
+        if let Some(index) = Ignored::ALL.iter().position(|known| *known == reason) {
+            self.ignored[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 named! {

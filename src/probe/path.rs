@@ -17,29 +17,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::ignored::Ignored;
-use super::PathVerdict;
+use super::{PathState, PathVerdict};
 use crate::config::{ProbeConfig, Require};
-use crate::names::named;
-
-named! {
-    /// What is known of a port's path, for status.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    pub enum PathState {
-        /// Not judged yet: the link is down, or came up less than one
-        /// judged interval ago.
-        Unknown => "unknown",
-        /// Enough targets answered in the latest interval.
-        Up => "up",
-        /// `missed` intervals in a row went without enough answers.
-        Down => "down",
-        /// The group has no probe: carrier alone decides. A [`PathProbe`]
-        /// is never in this state; it is here so status has one word list.
-        Off => "off",
-    }
-}
 
 /// What the driver must do when an interval ends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -296,7 +276,7 @@ mod tests {
     #[test]
     fn the_states_have_their_names() {
         let names: Vec<&str> = PathState::ALL.iter().map(|state| state.as_str()).collect();
-        assert_eq!(names, ["unknown", "up", "down", "off"]);
+        assert_eq!(names, ["off", "unknown", "up", "down"]);
         assert_eq!(PathState::from_name("off"), Some(PathState::Off));
     }
 

@@ -295,6 +295,17 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// The value of one sample of `laggmond metrics`.
+    pub fn metric(&self, sample: &str) -> u64 {
+        let out = self.cli(&["metrics"]);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+    }
+
     /// Runs the CLI against this daemon's socket.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(&self.socket, args)
@@ -670,4 +681,113 @@ impl ControlReply for Value {
 pub fn error_of<R: ControlReply>(reply: &R) -> &str {
     assert!(!reply.accepted(), "expected an error reply: {reply:?}");
     reply.error_text().unwrap_or_default()
+}
+
+#[cfg(target_os = "linux")]
+/// Sends hand-made Ethernet frames out of one interface of a network
+/// namespace: forged ARP replies and garbage, as a hostile neighbour
+/// would. The packet socket is made inside the namespace (by a thread that
+/// enters it) and stays bound to it.
+pub struct Forger {
+    socket: std::os::fd::OwnedFd,
+    ifindex: i32,
+}
+
+#[cfg(target_os = "linux")]
+impl Forger {
+    /// A forger on interface `name` of namespace `netns`.
+    pub fn open(netns: &str, name: &str) -> Forger {
+        let netns = format!("/run/netns/{netns}");
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            use std::os::fd::{AsRawFd, FromRawFd};
+            let namespace = fs::File::open(&netns).expect("namespace file");
+            // SAFETY: plain system call; this thread alone enters it.
+            let entered = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+            let cname = std::ffi::CString::new(name.clone()).expect("interface name");
+            // SAFETY: plain system calls on values alive for the calls.
+            let (fd, ifindex) = unsafe {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(
+                    fd >= 0,
+                    "packet socket: {}",
+                    std::io::Error::last_os_error()
+                );
+                (fd, libc::if_nametoindex(cname.as_ptr()))
+            };
+            assert!(ifindex > 0, "no interface {name} in {netns}");
+            Forger {
+                // SAFETY: a fresh descriptor nobody else owns.
+                socket: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+                ifindex: i32::try_from(ifindex).expect("index"),
+            }
+        })
+        .join()
+        .expect("forger thread")
+    }
+
+    /// An ARP reply from `sender_ip` to the hardware address `to`
+    /// (`aa:bb:...`), as if in answer to a probe.
+    pub fn reply_from(&self, sender_ip: &str, to: &str) {
+        let to = parse_mac(to);
+        let frame = laggmond::probe::arp::reply(
+            [0x02, 0, 0, 0, 0, 0x66],
+            sender_ip.parse().expect("an IPv4 address"),
+            to,
+            std::net::Ipv4Addr::UNSPECIFIED,
+        );
+        self.send(&frame);
+    }
+
+    /// Frames that are ARP in name only: short, truncated, wrong lengths.
+    pub fn garbage(&self) {
+        let mut frame = laggmond::probe::arp::reply(
+            [0x02, 0, 0, 0, 0, 0x66],
+            std::net::Ipv4Addr::new(192, 0, 2, 1),
+            [0xff; 6],
+            std::net::Ipv4Addr::UNSPECIFIED,
+        );
+        self.send(&frame[..20]);
+        frame[18] = 9; // hardware address length
+        self.send(&frame);
+        self.send(&[0x08; 64]);
+    }
+
+    fn send(&self, frame: &[u8]) {
+        use std::os::fd::AsRawFd;
+        let mut addr = [0u8; 8];
+        addr[..6].copy_from_slice(&frame[..6.min(frame.len())]);
+        let address = libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: 0,
+            sll_ifindex: self.ifindex,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 6,
+            sll_addr: addr,
+        };
+        // SAFETY: `frame` and `address` are alive for the call.
+        let sent = unsafe {
+            libc::sendto(
+                self.socket.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&address).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert!(sent >= 0, "send: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+#[cfg(target_os = "linux")]
+fn parse_mac(text: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(text.split(':')) {
+        *byte = u8::from_str_radix(part, 16).expect("a MAC address");
+    }
+    mac
 }
