@@ -137,7 +137,7 @@ fn supported_here(config: &Config) -> Result<(), String> {
         if let Some(why) = missing {
             return Err(refused(&format!("driver {}", group.driver.as_str()), why));
         }
-        if group.probe.is_some() && !cfg!(target_os = "linux") {
+        if group.probe.is_some() && !cfg!(any(target_os = "linux", target_os = "freebsd")) {
             return Err(refused(
                 "probe",
                 "path probes are not available on this system yet",
