@@ -72,9 +72,10 @@ pub use from_libc::{bpf_hdr, bpf_insn, bpf_program, timeval, BPF_WORDALIGN};
 
 /// BPF ioctls for path probes: attach to a port (`BIOCSETIF`), install the
 /// filter (`BIOCSETF`), wake per frame (`BIOCIMMEDIATE`), send with the
-/// port's own source address (`BIOCSHDRCMPLT`) and size reads
-/// (`BIOCGBLEN`).
-pub use from_libc::{BIOCGBLEN, BIOCIMMEDIATE, BIOCSETF, BIOCSETIF, BIOCSHDRCMPLT};
+/// port's own source address (`BIOCSHDRCMPLT`), size reads (`BIOCGBLEN`)
+/// and receive what is sent to that address (`BIOCPROMISC`: lagg gives
+/// its members its own address, which is all their receive filter keeps).
+pub use from_libc::{BIOCGBLEN, BIOCIMMEDIATE, BIOCPROMISC, BIOCSETF, BIOCSETIF, BIOCSHDRCMPLT};
 
 /// The routing socket's protocol family.
 pub use from_libc::PF_ROUTE;

@@ -10,9 +10,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::abi::{
-    bpf_insn, bpf_program, if_data, IfReq, LaggReqAll, LaggReqPort, NameError, BIOCGBLEN, BIOCSETF,
-    BIOCSETIF, IOCPARM_MASK, PF_ROUTE, SIOCGHWADDR, SIOCGIFDATA, SIOCGIFFLAGS, SIOCGLAGG,
-    SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
+    bpf_insn, bpf_program, if_data, IfReq, LaggReqAll, LaggReqPort, NameError, BIOCGBLEN,
+    BIOCPROMISC, BIOCSETF, BIOCSETIF, IOCPARM_MASK, PF_ROUTE, SIOCGHWADDR, SIOCGIFDATA,
+    SIOCGIFFLAGS, SIOCGLAGG, SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
 };
 use super::kernel::{Interface, LaggKernel};
 use super::lagg::{LaggState, LAGG_PORT_BUFFER_LEN};
@@ -188,6 +188,17 @@ pub fn bpf_set_filter(fd: BorrowedFd<'_>, program: &[bpf_insn]) -> io::Result<()
     // SAFETY: BIOCSETF takes a `struct bpf_program` whose `bf_insns`
     // points at `bf_len` instructions, alive for the call.
     unsafe { ioctl(fd, BIOCSETF, &mut request) }
+}
+
+/// Puts the descriptor's interface in promiscuous mode (`BIOCPROMISC`)
+/// until the descriptor is closed; the kernel counts such requests, so
+/// this adds to whatever else asked for it. The descriptor must be
+/// attached.
+pub fn bpf_promiscuous(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // An `_IO` request: the kernel copies nothing, the argument is unused.
+    let mut unused: libc::c_int = 0;
+    // SAFETY: BIOCPROMISC reads and writes nothing through its argument.
+    unsafe { ioctl(fd, libc::c_ulong::from(BIOCPROMISC), &mut unused) }
 }
 
 /// Sets one of the descriptor's `u_int` options (`BIOCIMMEDIATE`,

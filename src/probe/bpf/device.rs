@@ -45,6 +45,13 @@ impl PortSocket {
             .map_err(|error| context("reading the BPF buffer size", error))?;
         sys::bpf_attach(fd.as_fd(), &port)
             .map_err(|error| context(&format!("attaching BPF to {port}"), error))?;
+        // lagg sets its own address on every member, and the member's
+        // receive filter keeps only that: the replies, sent to the port's
+        // own address, pass only in promiscuous mode. The filter below
+        // still wakes the daemon for nothing else, and the mode ends with
+        // the descriptor.
+        sys::bpf_promiscuous(fd.as_fd())
+            .map_err(|error| context(&format!("making {port} promiscuous"), error))?;
         // After attaching: the kernel empties the buffer as it installs a
         // filter, so no unfiltered frame is ever read.
         sys::bpf_set_filter(fd.as_fd(), &program)
