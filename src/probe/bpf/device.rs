@@ -60,8 +60,8 @@ impl PortSocket {
             // A reply wakes the reader at once, not when the buffer fills.
             (BIOCIMMEDIATE, 1, "immediate mode"),
             // The frame goes out with the source address written in it,
-            // the port's own; lagg also lets a member send only frames
-            // whose header is complete.
+            // the port's own; else the kernel would write the port's
+            // current address, which on a lagg member is the lagg's.
             (BIOCSHDRCMPLT, 1, "complete headers"),
             // Only what the port receives: not our own requests.
             (BIOCSDIRECTION, BPF_D_IN, "the inbound direction"),
@@ -120,8 +120,8 @@ impl PortSocket {
     }
 
     fn captures(&self) -> MutexGuard<'_, Captures> {
-        // The lock is never held across a panic that matters: a buffer
-        // walk cannot leave the captures inconsistent.
+        // Poisoning is ignored: the held read has no invariant a panic
+        // could break that a refill does not restore.
         self.captures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
