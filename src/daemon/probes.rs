@@ -1,6 +1,6 @@
-//! The daemon's end of the path probes: the prober on Linux. Elsewhere
-//! there is none yet, and a config with a `probe` is refused at start
-//! and on reload (see `process::supported_here`).
+//! The daemon's end of the path probes: the prober on Linux and FreeBSD.
+//! Elsewhere there is none, and a config with a `probe` is refused at
+//! start and on reload (see `process::supported_here`).
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use crate::probe::{PathReport, ProbeCounters};
 
 /// The prober, told the config and every link change of a probed port.
 pub(super) struct Probes {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     prober: crate::probe::task::ProbeHandle,
     counters: Arc<ProbeCounters>,
 }
@@ -18,14 +18,14 @@ pub(super) struct Probes {
 impl Probes {
     /// Starts the prober (inside the runtime) with `config`'s probes.
     pub(super) fn start(config: &Config) -> Probes {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
         {
             let mut prober = crate::probe::task::spawn();
             prober.configure(config);
             let counters = prober.counters.clone();
             Probes { prober, counters }
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
         {
             let _ = config;
             Probes {
@@ -36,15 +36,15 @@ impl Probes {
 
     /// Puts a reloaded config's probes in force.
     pub(super) fn configure(&mut self, config: &Config) {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
         self.prober.configure(config);
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
         let _ = config;
     }
 
     /// Passes on the links an update from the kernel reports.
     pub(super) fn kernel_news(&self, update: &Update) {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
         match update {
             Update::Link(link) => self.prober.links([(
                 link.name.as_str(),
@@ -59,13 +59,13 @@ impl Probes {
             })),
             Update::Aggregate(_) | Update::AggregateGone { .. } | Update::Answer(_) => {}
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
         let _ = update;
     }
 
     /// The next change of a port's path; pends while there is none.
     pub(super) async fn next_report(&mut self) -> PathReport {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
         if let Some(report) = self.prober.reports.recv().await {
             return report;
         }

@@ -137,7 +137,7 @@ fn supported_here(config: &Config) -> Result<(), String> {
         if let Some(why) = missing {
             return Err(refused(&format!("driver {}", group.driver.as_str()), why));
         }
-        if group.probe.is_some() && !cfg!(target_os = "linux") {
+        if group.probe.is_some() && !cfg!(any(target_os = "linux", target_os = "freebsd")) {
             return Err(refused(
                 "probe",
                 "path probes are not available on this system yet",
@@ -162,4 +162,34 @@ fn start_platform() -> Result<PlatformHandle, String> {
 #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 fn start_platform() -> Result<PlatformHandle, String> {
     Err("no platform support for this operating system".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("/etc/laggmond.yml")).expect("a valid config")
+    }
+
+    #[test]
+    fn probes_are_refused_only_where_there_is_no_prober() {
+        let probed = config(
+            "groups:\n  uplinks:\n    driver: none\n    ports: [eth0, eth1]\n    \
+             probe:\n      arp: [192.0.2.1]\n",
+        );
+        let result = supported_here(&probed);
+        if cfg!(any(target_os = "linux", target_os = "freebsd")) {
+            assert_eq!(result, Ok(()));
+        } else {
+            assert_eq!(
+                result,
+                Err("/etc/laggmond.yml: group uplinks: probe: \
+                     path probes are not available on this system yet"
+                    .to_owned())
+            );
+        }
+        let unprobed = config("groups:\n  uplinks:\n    driver: none\n    ports: [eth0, eth1]\n");
+        assert_eq!(supported_here(&unprobed), Ok(()));
+    }
 }

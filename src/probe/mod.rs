@@ -11,15 +11,17 @@
 //!   candidate replies wake the daemon;
 //! - [`path`]: the per-port state machine that turns requests sent and
 //!   replies received into verdicts;
+//! - [`bpf`]: the walk of a FreeBSD BPF read buffer, one frame at a time;
 //! - [`ignored`]: why a received frame did not count, one name each.
 
 pub mod arp;
+pub mod bpf;
 pub mod filter;
 pub mod ignored;
 #[cfg(target_os = "linux")]
 mod packet;
 pub mod path;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
 pub mod task;
 
 use std::net::Ipv4Addr;

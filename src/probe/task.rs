@@ -7,7 +7,8 @@
 //! only while its link is up, from the moment it comes up. Each probed
 //! port has its own packet socket, read by a small task of its own that
 //! passes on only the senders of valid replies; the judging is
-//! [`PathProbe`]'s, with the time passed in.
+//! [`PathProbe`]'s, with the time passed in. The socket is an `AF_PACKET`
+//! socket on Linux, a BPF device on FreeBSD, with the same API.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -19,6 +20,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::arp;
+#[cfg(target_os = "freebsd")]
+use super::bpf::{port_address, PortSocket};
+#[cfg(target_os = "linux")]
 use super::packet::{port_address, PortSocket};
 use super::path::PathProbe;
 use super::{PathReport, ProbeCounters};

@@ -72,9 +72,10 @@ pub use from_libc::{bpf_hdr, bpf_insn, bpf_program, timeval, BPF_WORDALIGN};
 
 /// BPF ioctls for path probes: attach to a port (`BIOCSETIF`), install the
 /// filter (`BIOCSETF`), wake per frame (`BIOCIMMEDIATE`), send with the
-/// port's own source address (`BIOCSHDRCMPLT`) and size reads
-/// (`BIOCGBLEN`).
-pub use from_libc::{BIOCGBLEN, BIOCIMMEDIATE, BIOCSETF, BIOCSETIF, BIOCSHDRCMPLT};
+/// port's own source address (`BIOCSHDRCMPLT`), size reads (`BIOCGBLEN`)
+/// and receive what is sent to that address (`BIOCPROMISC`: lagg gives
+/// its members its own address, which is all their receive filter keeps).
+pub use from_libc::{BIOCGBLEN, BIOCIMMEDIATE, BIOCPROMISC, BIOCSETF, BIOCSETIF, BIOCSHDRCMPLT};
 
 /// The routing socket's protocol family.
 pub use from_libc::PF_ROUTE;
@@ -467,6 +468,21 @@ impl IfReq {
         self.0.ifr_ifru.ifru_data = (buf as *mut if_data).cast();
     }
 
+    /// The hardware address `SIOCGHWADDR` wrote into `ifr_addr.sa_data`:
+    /// a port's own, which path probes send from, where the lagg's copy
+    /// would teach the switch the lagg's address on a backup port. `None`
+    /// when it is all zeroes (no address).
+    pub fn hardware_address(&self) -> Option<[u8; 6]> {
+        // SAFETY: `new` zeroes all of the union, and any bit pattern is a
+        // valid `sockaddr`.
+        let data = unsafe { self.0.ifr_ifru.ifru_addr.sa_data };
+        let mut mac = [0u8; 6];
+        for (byte, c) in mac.iter_mut().zip(data) {
+            *byte = c as u8;
+        }
+        (mac != [0; 6]).then_some(mac)
+    }
+
     /// The interface name the request addresses.
     pub fn name(&self) -> String {
         name_from_field(&self.0.ifr_name.map(|c| c as u8))
@@ -521,6 +537,22 @@ mod tests {
         assert_eq!(req.flags(), 0x0100_8842);
         assert_eq!(req.name(), "em0");
         assert_eq!(req.0.ifr_name[3], 0);
+    }
+
+    #[test]
+    fn the_hardware_address_is_read_from_sa_data() {
+        let mut req = IfReq::new("em1").expect("valid name");
+        assert_eq!(req.hardware_address(), None);
+        let mac = [0x02, 0x00, 0x5e, 0x10, 0xfe, 0x81];
+        // SAFETY: writing a whole `sockaddr` member of the zeroed union.
+        unsafe {
+            for (slot, byte) in req.0.ifr_ifru.ifru_addr.sa_data.iter_mut().zip(mac) {
+                *slot = byte as c_char;
+            }
+        }
+        assert_eq!(req.hardware_address(), Some(mac));
+        // sa_data starts two bytes into ifr_addr, after sa_len and sa_family.
+        assert_eq!(offset_of!(sockaddr, sa_data), 2);
     }
 
     #[test]

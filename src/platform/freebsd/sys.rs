@@ -2,16 +2,17 @@
 //! ioctls. FreeBSD only; everything they read or write is built and decoded
 //! by the OS-independent modules beside this one.
 //!
-//! These are thin synchronous wrappers: the routing socket is non-blocking
-//! and meant to be driven by the caller's event loop; the ioctls return at
-//! once.
+//! These are thin synchronous wrappers: the routing socket and the BPF
+//! devices of path probes are non-blocking and meant to be driven by the
+//! caller's event loop; the ioctls return at once.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::abi::{
-    if_data, IfReq, LaggReqAll, LaggReqPort, NameError, PF_ROUTE, SIOCGIFDATA, SIOCGIFFLAGS,
-    SIOCGLAGG, SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
+    bpf_insn, bpf_program, if_data, IfReq, LaggReqAll, LaggReqPort, NameError, BIOCGBLEN,
+    BIOCPROMISC, BIOCSETF, BIOCSETIF, IOCPARM_MASK, PF_ROUTE, SIOCGHWADDR, SIOCGIFDATA,
+    SIOCGIFFLAGS, SIOCGLAGG, SIOCSIFFLAGS, SIOCSLAGGDELPORT, SIOCSLAGGPORT, SO_RERROR,
 };
 use super::kernel::{Interface, LaggKernel};
 use super::lagg::{LaggState, LAGG_PORT_BUFFER_LEN};
@@ -124,6 +125,121 @@ pub fn interface_data(fd: BorrowedFd<'_>, name: &str) -> io::Result<if_data> {
     // at `data`, a whole `if_data` that outlives the call.
     unsafe { ioctl(fd, SIOCGIFDATA, &mut request) }?;
     Ok(data)
+}
+
+/// A port's own hardware address (`SIOCGHWADDR`): the one it was made
+/// with, not the lagg's, which lagg writes over every member's current
+/// address. Path probes send from it.
+pub fn hardware_address(fd: BorrowedFd<'_>, name: &str) -> io::Result<[u8; 6]> {
+    let mut request = IfReq::new(name).map_err(invalid_name)?;
+    // SAFETY: SIOCGHWADDR takes a `struct ifreq` and fills its `ifr_addr`.
+    unsafe { ioctl(fd, SIOCGHWADDR, &mut request) }?;
+    request.hardware_address().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{name} has no hardware address"),
+        )
+    })
+}
+
+/// Opens a BPF descriptor from the cloning device, non-blocking and
+/// close-on-exec, read and written by a path probe.
+pub fn open_bpf() -> io::Result<OwnedFd> {
+    // SAFETY: the path is a NUL-terminated literal.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/bpf".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The size of the descriptor's buffer (`BIOCGBLEN`): every read must
+/// ask for exactly that many bytes, or the kernel refuses it.
+pub fn bpf_buffer_length(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut length: libc::c_uint = 0;
+    // SAFETY: BIOCGBLEN writes a `u_int`.
+    unsafe { ioctl(fd, BIOCGBLEN, &mut length) }?;
+    usize::try_from(length).map_err(io::Error::other)
+}
+
+/// Attaches the descriptor to the interface `name` (`BIOCSETIF`).
+pub fn bpf_attach(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let mut request = IfReq::new(name).map_err(invalid_name)?;
+    // SAFETY: BIOCSETIF takes a `struct ifreq`; only its name is read.
+    unsafe { ioctl(fd, BIOCSETIF, &mut request) }
+}
+
+/// Installs the read filter (`BIOCSETF`). The kernel copies the program
+/// and empties the descriptor's buffers, so nothing captured under the
+/// previous filter (or none) is read after it.
+pub fn bpf_set_filter(fd: BorrowedFd<'_>, program: &[bpf_insn]) -> io::Result<()> {
+    let mut request = bpf_program {
+        bf_len: libc::c_uint::try_from(program.len())
+            .map_err(|_| io::Error::other("BPF program too long"))?,
+        // The kernel only reads through this pointer (copyin).
+        bf_insns: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: BIOCSETF takes a `struct bpf_program` whose `bf_insns`
+    // points at `bf_len` instructions, alive for the call.
+    unsafe { ioctl(fd, BIOCSETF, &mut request) }
+}
+
+/// Puts the descriptor's interface in promiscuous mode (`BIOCPROMISC`)
+/// until the descriptor is closed; the kernel counts such requests, so
+/// this adds to whatever else asked for it. The descriptor must be
+/// attached.
+pub fn bpf_promiscuous(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // An `_IO` request: the kernel copies nothing, the argument is unused.
+    let mut unused: libc::c_int = 0;
+    // SAFETY: BIOCPROMISC reads and writes nothing through its argument.
+    unsafe { ioctl(fd, libc::c_ulong::from(BIOCPROMISC), &mut unused) }
+}
+
+/// Sets one of the descriptor's `u_int` options (`BIOCIMMEDIATE`,
+/// `BIOCSHDRCMPLT`, `BIOCSDIRECTION`, ...) to `value`.
+pub fn bpf_set_option(
+    fd: BorrowedFd<'_>,
+    request: libc::c_ulong,
+    mut value: libc::c_uint,
+) -> io::Result<()> {
+    // The kernel copies as many bytes as the number encodes: one that
+    // does not encode a `u_int` would read past `value`.
+    if (request >> 16) & IOCPARM_MASK != core::mem::size_of::<libc::c_uint>() as libc::c_ulong {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("ioctl {request:#x} does not take a u_int"),
+        ));
+    }
+    // SAFETY: the request copies a `u_int` in or out, checked above.
+    unsafe { ioctl(fd, request, &mut value) }
+}
+
+/// Reads what the descriptor captured into `buf`, which must be the
+/// buffer size [`bpf_buffer_length`] returned. `WouldBlock` when nothing
+/// is captured yet.
+pub fn read_bpf(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    read_message(fd, buf)
+}
+
+/// Sends one whole frame out of the descriptor's interface; a short write
+/// is an error, as a cut frame is no probe.
+pub fn write_frame(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: `frame` is valid for reads of its length.
+    let written = unsafe { libc::write(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+    let written = usize::try_from(written).map_err(|_| io::Error::last_os_error())?;
+    if written != frame.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("wrote {written} of {} bytes", frame.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// Every interface's index and name, for resyncs.

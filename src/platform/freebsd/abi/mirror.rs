@@ -72,6 +72,9 @@ pub const BIOCSETIF: c_ulong = 0x8020_426c;
 pub const BIOCIMMEDIATE: c_ulong = 0x8004_4270;
 /// Send frames with the source address as written.
 pub const BIOCSHDRCMPLT: c_ulong = 0x8004_4275;
+/// Put the interface in promiscuous mode while the descriptor is open
+/// (`_IO`, no argument; libc types it `c_uint`).
+pub const BIOCPROMISC: c_uint = 0x2000_4269;
 /// Alignment of each record in a read buffer.
 pub const BPF_ALIGNMENT: usize = 8;
 
