@@ -55,6 +55,7 @@ impl PortSocket {
         let filter = arp_reply_filter(mac, targets).map_err(io::Error::other)?;
         attach_filter(&fd, &filter)?;
         bind(&fd, ifindex)?;
+        accept_unicast(&fd, ifindex, mac)?;
         // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which is the only
         // one to close it.
         let socket = unsafe { AsyncFd::register(fd) }.map_err(|error| {
@@ -176,6 +177,36 @@ fn attach_filter(fd: &OwnedFd, program: &[Insn]) -> io::Result<()> {
     };
     if result < 0 {
         return Err(context("attaching the ARP reply filter"));
+    }
+    Ok(())
+}
+
+/// Makes the port accept frames to `mac` for as long as the socket lives.
+/// A bond gives its slaves its own address, so a network card filters out
+/// frames to the slave's permanent address, which the replies are sent
+/// to; the membership adds that address to the card's unicast filter
+/// (where the card has none to spare, the kernel makes it promiscuous).
+fn accept_unicast(fd: &OwnedFd, ifindex: i32, mac: [u8; 6]) -> io::Result<()> {
+    let mut address = [0u8; 8];
+    address[..6].copy_from_slice(&mac);
+    let membership = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_UNICAST as u16,
+        mr_alen: 6,
+        mr_address: address,
+    };
+    // SAFETY: `membership` is a valid `packet_mreq` alive for the call.
+    let result = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            std::ptr::from_ref(&membership).cast(),
+            socklen::<libc::packet_mreq>(),
+        )
+    };
+    if result < 0 {
+        return Err(context("accepting frames to the port's own address"));
     }
     Ok(())
 }
