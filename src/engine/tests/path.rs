@@ -1265,3 +1265,15 @@ fn lagg_a_removed_port_whose_interface_vanishes_is_forgotten() {
     assert!(!rig.group().is_removed("em0"));
     assert_eq!(rig.engine.shutdown().actions, vec![]);
 }
+
+#[test]
+fn lagg_a_removed_port_goes_back_when_the_lagg_leaves_failover_mode() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    rig.view.mode = "lacp".to_owned();
+    rig.view.failover = false;
+    let view = rig.view.clone();
+    let out = rig.feed(2_000, Input::Platform(Update::Aggregate(view)));
+    assert_eq!(out.actions, vec![add_port("em0")]);
+}
