@@ -38,9 +38,9 @@ impl Group {
         out: &mut Output,
     ) {
         self.kernel.member_retry.retain(|_, at| *at > now);
-        // A port whose interface vanished left the lagg by itself; a new
-        // interface of that name is not laggmond's to add.
-        // So did every port of a lagg that is gone.
+        // A lagg that is gone freed its ports, and a port whose interface
+        // vanished left the lagg by itself: a new interface of that name is
+        // not laggmond's to add.
         if known.link(self.name()) == PortLink::Missing {
             self.kernel.removed.clear();
         }
@@ -97,9 +97,12 @@ impl Group {
         }
     }
 
-    /// The answer to a `RemovePort` (`add: false`) or `AddPort`: on
-    /// failure the port stays where it was, and the change is tried again
-    /// after the backoff.
+    /// The answer to a `RemovePort` (`add: false`) or `AddPort`. On
+    /// failure the change is tried again after the backoff, and the port
+    /// is where the kernel shows it (the updates that show the outcome
+    /// come before the answer): a removal that failed after the port left
+    /// (its check could not read the lagg) leaves the port laggmond's to
+    /// put back, an addition that failed with the port in is done.
     pub(super) fn member_answered(
         &mut self,
         now: Instant,
@@ -125,9 +128,14 @@ impl Group {
                 });
                 let retry_at = instant_after(now, self.retry_delay());
                 self.kernel.member_retry.insert(port.to_owned(), retry_at);
-                if add && tracked {
+                let member = self
+                    .kernel
+                    .view
+                    .as_ref()
+                    .is_some_and(|view| view.members.iter().any(|m| m == port));
+                if tracked && !member {
                     self.kernel.removed.insert(port.to_owned(), Removal::Out);
-                } else if !add {
+                } else {
                     self.kernel.removed.remove(port);
                 }
             }

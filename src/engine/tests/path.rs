@@ -1277,3 +1277,42 @@ fn lagg_a_removed_port_goes_back_when_the_lagg_leaves_failover_mode() {
     let out = rig.feed(2_000, Input::Platform(Update::Aggregate(view)));
     assert_eq!(out.actions, vec![add_port("em0")]);
 }
+
+#[test]
+fn lagg_a_removal_that_failed_with_the_port_out_leaves_it_laggmonds_to_put_back() {
+    let mut rig = lagg_without_em0();
+    // The port left, but the check after it failed: the kernel's view,
+    // which comes before the answer, says where the port is.
+    rig.members(1_010, &["bge0"], "bge0");
+    assert_eq!(
+        rig.refused(
+            1_020,
+            "em0",
+            "SIOCGLAGG lagg0: Input/output error (verifying)"
+        )
+        .events,
+        vec![enforce_failed(
+            "em0",
+            "SIOCGLAGG lagg0: Input/output error (verifying)"
+        )]
+    );
+    assert!(rig.group().is_removed("em0"));
+    assert_eq!(rig.engine.shutdown().actions, vec![add_port("em0")]);
+}
+
+#[test]
+fn lagg_an_addition_that_failed_with_the_port_in_is_done() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    rig.path(2_000, "em0", up_verdict(1));
+    assert_eq!(rig.tick(7_000).actions, vec![add_port("em0")]);
+    rig.members(7_010, &["bge0", "em0"], "bge0");
+    rig.refused(
+        7_020,
+        "em0",
+        "SIOCGLAGG lagg0: Input/output error (verifying)",
+    );
+    assert!(!rig.group().is_removed("em0"));
+    assert_eq!(rig.engine.shutdown().actions, vec![]);
+}
