@@ -222,8 +222,8 @@
 //! starts no sooner than `max(preempt_delay, 1 s)` after the previous
 //! change started (an addition is not held back, but starts that clock).
 //! A failed removal or addition is `enforce_failed` and is tried again
-//! after the same backoff; a port that could not be put back stays
-//! laggmond's to put back. The operator cannot choose a port that is out.
+//! after the same backoff; the port is then where the kernel shows it,
+//! and one out of the lagg stays laggmond's to put back. The operator cannot choose a port that is out.
 //!
 //! *Damping.* Bond: the choice leaves a damped active port for a usable
 //! one (reason `damped`). lagg, with `enforce`: a damped member is taken
