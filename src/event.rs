@@ -226,6 +226,9 @@ impl What {
             Kind::GroupRecovered => format!("{group}: recovered on {port}"),
             Kind::PrimaryRestored => format!("{group}: primary {port} carries traffic again"),
             Kind::EnforceFailed => format!("{group}: could not make {port} active"),
+            Kind::Enforcing if self.cause == Some(Cause::PathDown) => {
+                format!("{group}: taking {port} out of the lagg, its path is down")
+            }
             Kind::Enforcing => {
                 format!("{group}: making {port} active, expect a brief outage")
             }

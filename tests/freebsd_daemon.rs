@@ -3,6 +3,8 @@
 //! a server (`laggport em0 laggport bge0`) and a laptop (`laggport em0
 //! laggport wlan0`). The daemon loop, the engine, the platform task and
 //! the control socket are the real ones; only the system calls are not.
+//! Dead paths, which the loop cannot be told of here, are tested over the
+//! real engine and platform joined as the loop joins them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -308,4 +310,273 @@ async fn a_flapping_port_is_held_down_and_given_back_at_exit() {
     );
     let em0 = kernel.interface_now("em0").expect("em0");
     assert_ne!(em0.flags & IFF_UP, 0, "em0 is admin-up again");
+}
+
+// --- dead paths: the engine and the platform over the fake kernel ----------
+//
+// The daemon loop hears of paths only from the prober, which needs real
+// sockets on real interfaces, and a `probe` is refused on FreeBSD until it
+// has one: the loop cannot be given a verdict here. So these tests join the
+// real engine and the real platform task the way the loop does (actions
+// become requests, every update and answer goes to the engine, ticks at
+// its deadlines) and feed the verdicts by hand.
+
+mod paths {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use laggmond::config::Config;
+    use laggmond::engine::{Action, Engine, Input, Output};
+    use laggmond::event::{Cause, Kind, What};
+    use laggmond::platform::freebsd::abi::LAGG_PROTO_FAILOVER;
+    use laggmond::platform::freebsd::fake::{FakeLaggKernel, KernelCall};
+    use laggmond::platform::freebsd::{spawn_with, Options, SettleTime};
+    use laggmond::platform::{PlatformHandle, Request, Update};
+    use laggmond::probe::{PathReport, PathVerdict};
+
+    /// How long any step may take before the test gives up.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    struct Bench {
+        engine: Engine,
+        platform: PlatformHandle,
+        kernel: FakeLaggKernel,
+        /// Every event the engine reported, in order.
+        events: Vec<What>,
+        /// Requests sent and not answered yet.
+        unanswered: usize,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Bench {
+        /// lagg0 in failover over em0 (MASTER) and bge0, probed, with a
+        /// 300 ms preempt_delay (so the backoff and rate limit are 1 s);
+        /// both paths found working.
+        async fn start() -> Bench {
+            let kernel = FakeLaggKernel::new();
+            kernel.attach("em0");
+            kernel.attach("bge0");
+            kernel.create_lagg("lagg0", LAGG_PROTO_FAILOVER, &["em0", "bge0"]);
+            let options = Options {
+                settle: SettleTime {
+                    min: Duration::from_millis(100),
+                    max: Duration::from_secs(2),
+                },
+                lagg_poll: None,
+                ..Options::default()
+            };
+            let platform =
+                spawn_with(kernel.clone(), kernel.route_socket(), &options).expect("platform");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("laggmond.yml");
+            let yaml = "groups:\n  lagg0:\n    driver: lagg\n    ports: [em0, bge0]\n    \
+                        preempt_delay: 300ms\n    probe:\n      arp: [192.0.2.1]\n";
+            std::fs::write(&path, yaml).expect("config");
+            let config = Config::load(&path).expect("valid config");
+            let mut bench = Bench {
+                engine: Engine::new(Arc::new(config)),
+                platform,
+                kernel,
+                events: Vec::new(),
+                unanswered: 0,
+                _dir: dir,
+            };
+            bench
+                .pump_until("lagg0 followed", |bench| {
+                    bench.engine.groups()[0].active() == Some("em0")
+                })
+                .await;
+            bench.path("em0", true);
+            bench.path("bge0", true);
+            bench.kernel.take_changes();
+            bench
+        }
+
+        /// The probes' verdict on `port`'s path.
+        fn path(&mut self, port: &str, up: bool) {
+            let verdict = if up {
+                PathVerdict::Up {
+                    rtt: Duration::from_millis(1),
+                }
+            } else {
+                PathVerdict::Down {
+                    missed: 3,
+                    targets: vec!["192.0.2.1".parse().expect("address")],
+                }
+            };
+            let report = PathReport {
+                group: "lagg0".into(),
+                port: port.into(),
+                verdict,
+            };
+            let out = self.engine.handle(Instant::now(), Input::Path(report));
+            self.act(out);
+        }
+
+        /// Keeps the events and sends the actions, as the daemon does.
+        fn act(&mut self, out: Output) {
+            self.events.extend(out.events);
+            for action in out.actions {
+                let request = match action {
+                    Action::SetActive { group, port } => Request::SetActive { group, port },
+                    Action::SetAdminUp { group, port, up } => {
+                        Request::SetAdminUp { group, port, up }
+                    }
+                    Action::RemovePort { group, port } => Request::RemovePort { group, port },
+                    Action::AddPort { group, port } => Request::AddPort { group, port },
+                };
+                self.platform
+                    .requests
+                    .try_send(request)
+                    .expect("the platform takes requests");
+                self.unanswered += 1;
+            }
+        }
+
+        /// Runs the loop until `done` holds.
+        async fn pump_until(&mut self, what: &str, done: impl Fn(&Bench) -> bool) {
+            let give_up = Instant::now() + PATIENCE;
+            while !done(self) {
+                assert!(
+                    Instant::now() < give_up,
+                    "never {what}; events: {:#?}",
+                    self.events
+                );
+                let wait = self
+                    .engine
+                    .next_deadline()
+                    .map_or(Duration::from_millis(50), |at| {
+                        at.saturating_duration_since(Instant::now())
+                    })
+                    .min(Duration::from_millis(50));
+                let input = match tokio::time::timeout(wait, self.platform.updates.recv()).await {
+                    Ok(Some(update)) => {
+                        if matches!(update, Update::Answer(_)) {
+                            self.unanswered -= 1;
+                        }
+                        Input::Platform(update)
+                    }
+                    Ok(None) => panic!("the platform stopped"),
+                    Err(_) => Input::Tick,
+                };
+                let out = self.engine.handle(Instant::now(), input);
+                self.act(out);
+            }
+        }
+
+        /// Every request answered.
+        async fn settle(&mut self) {
+            self.pump_until("answered", |bench| bench.unanswered == 0)
+                .await;
+        }
+
+        fn members(&self) -> Vec<String> {
+            let lagg = self.kernel.lagg("lagg0").expect("lagg0");
+            lagg.ports.into_iter().map(|port| port.name).collect()
+        }
+
+        fn master(&self) -> Option<String> {
+            let lagg = self.kernel.lagg("lagg0").expect("lagg0");
+            lagg.master().map(|port| port.name.clone())
+        }
+
+        fn saw(&self, kind: Kind, port: &str) -> bool {
+            self.events
+                .iter()
+                .any(|what| what.kind == kind && what.port.as_deref() == Some(port))
+        }
+
+        /// The daemon stops: what the engine gives back, answered.
+        async fn stop(mut self) -> FakeLaggKernel {
+            let out = self.engine.shutdown();
+            self.act(out);
+            self.settle().await;
+            self.kernel
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_master_is_taken_out_and_given_back_at_exit() {
+        let mut bench = Bench::start().await;
+        bench.path("em0", false);
+        assert!(bench.saw(Kind::Enforcing, "em0"), "{:?}", bench.events);
+        bench.settle().await;
+        assert_eq!(bench.members(), ["bge0"]);
+        assert_eq!(bench.kernel.take_changes(), [KernelCall::remove("em0")]);
+        let failover = bench
+            .events
+            .iter()
+            .find(|what| what.kind == Kind::Failover)
+            .expect("a failover");
+        assert_eq!(
+            (failover.from.as_deref(), failover.to.as_deref()),
+            (Some("em0"), Some("bge0"))
+        );
+        assert_eq!(failover.cause, Some(Cause::PathDown));
+        assert!(!bench.saw(Kind::PortMissing, "em0"), "{:?}", bench.events);
+        assert_eq!(bench.engine.groups()[0].active(), Some("bge0"));
+
+        let kernel = bench.stop().await;
+        let lagg = kernel.lagg("lagg0").expect("lagg0");
+        let members: Vec<&str> = lagg.ports.iter().map(|p| p.name.as_str()).collect();
+        assert!(members.contains(&"em0"), "em0 back at exit: {members:?}");
+        assert_eq!(kernel.take_changes(), [KernelCall::add("em0")]);
+    }
+
+    #[tokio::test]
+    async fn failed_steps_are_tried_again_and_the_primary_comes_back() {
+        let mut bench = Bench::start().await;
+        // The removal fails: em0 stays in, and is tried again after the
+        // backoff.
+        bench
+            .kernel
+            .fail_next(KernelCall::remove("em0"), libc::EBUSY);
+        bench.path("em0", false);
+        bench
+            .pump_until("the removal failed", |bench| {
+                bench.saw(Kind::EnforceFailed, "em0")
+            })
+            .await;
+        assert_eq!(bench.members(), ["em0", "bge0"]);
+        bench
+            .pump_until("em0 out", |bench| bench.members() == ["bge0"])
+            .await;
+        bench.settle().await;
+        assert_eq!(
+            bench.kernel.take_changes(),
+            [KernelCall::remove("em0"), KernelCall::remove("em0")]
+        );
+
+        // The path is back; putting em0 back fails once, then works.
+        bench.events.clear();
+        bench.kernel.fail_next(KernelCall::add("em0"), libc::ENOMEM);
+        bench.path("em0", true);
+        bench
+            .pump_until("the addition failed", |bench| {
+                bench.saw(Kind::EnforceFailed, "em0")
+            })
+            .await;
+        assert_eq!(bench.members(), ["bge0"]);
+        // Then the existing reorder makes em0 MASTER again.
+        bench
+            .pump_until("em0 MASTER again", |bench| {
+                bench.saw(Kind::PrimaryRestored, "em0")
+            })
+            .await;
+        assert_eq!(bench.master().as_deref(), Some("em0"));
+        assert_eq!(bench.members(), ["em0", "bge0"]);
+        assert_eq!(
+            bench.kernel.take_changes(),
+            [
+                KernelCall::add("em0"),
+                KernelCall::add("em0"),
+                KernelCall::remove("bge0"),
+                KernelCall::add("bge0"),
+            ]
+        );
+        bench.settle().await;
+        // Nothing left to give back.
+        let kernel = bench.stop().await;
+        assert_eq!(kernel.take_changes(), []);
+    }
 }

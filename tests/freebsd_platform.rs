@@ -7,8 +7,9 @@
 //! over the simulated kernel: the two seed setups (a server with
 //! `laggport em0 laggport bge0`, a laptop with `laggport em0 laggport
 //! wlan0`), failover and failback, MASTER drift after a detach and attach,
-//! its repair by reorder, errors, admin state, other protocols, lost and
-//! broken messages.
+//! its repair by reorder, errors, admin state, ports taken out of their
+//! lagg for a dead path and put back, other protocols, lost and broken
+//! messages.
 
 use std::collections::VecDeque;
 use std::io;
@@ -563,6 +564,24 @@ impl Platform {
         answer.result
     }
 
+    /// Asks to take `port` out of lagg0 (`add: false`) or put it back;
+    /// the answer comes on the stream once the lagg has settled.
+    async fn membership(&self, port: &str, add: bool) {
+        let (group, port) = ("lagg0".to_owned(), port.to_owned());
+        let request = if add {
+            Request::AddPort { group, port }
+        } else {
+            Request::RemovePort { group, port }
+        };
+        self.request(request).await;
+    }
+
+    /// lagg0's ports in the kernel now.
+    fn members(&self) -> Vec<String> {
+        let lagg = self.kernel.lagg("lagg0").expect("lagg0");
+        lagg.ports.into_iter().map(|port| port.name).collect()
+    }
+
     /// The next update, which must be an answer.
     async fn answer(&mut self) -> Answer {
         match self.next().await {
@@ -1090,4 +1109,197 @@ async fn spawning_outside_a_runtime_is_an_error() {
         .expect("no panic");
     let error = result.expect_err("no runtime on that thread");
     assert!(error.to_string().contains("tokio runtime"), "{error}");
+}
+
+// --- taking a port out of its lagg and back (dead paths) -------------------
+
+#[tokio::test]
+async fn a_port_is_taken_out_of_the_lagg_and_put_back_answered_after_the_outcome() {
+    let mut platform = Platform::start(seed1_boot, &options()).await;
+    let lagg0 = platform.index("lagg0");
+    let em0 = platform.index("em0");
+    expect_start(&mut platform).await;
+    changes(&platform.kernel);
+
+    // em0, the MASTER, goes out: bge0 takes over; em0 keeps its link.
+    let asked = Instant::now();
+    platform.membership("em0", false).await;
+    tokio::time::sleep(SETTLE.min / 3).await;
+    let early = platform.arrived();
+    assert!(
+        !early
+            .iter()
+            .any(|update| matches!(update, Update::Answer(_))),
+        "answered before settling: {early:?}"
+    );
+    let (updates, aggregate) = platform.until_aggregate().await;
+    assert_eq!(
+        updates,
+        [link(em0, "em0", LinkState::Up, None)],
+        "em0 leaves lagg0 with its link up; the bounces are held back"
+    );
+    assert_eq!(
+        aggregate,
+        failover(lagg0, &["bge0"], Some("bge0"), Some("bge0"))
+    );
+    assert!(asked.elapsed() >= SETTLE.min);
+    assert_eq!(
+        platform.next().await,
+        Update::Answer(answered("em0", Ok(()))),
+        "the answer directly follows the aggregate without em0"
+    );
+    assert_eq!(changes(&platform.kernel), [KernelCall::remove("em0")]);
+    assert_eq!(platform.members(), ["bge0"]);
+
+    // em0 goes back: a member again, MASTER stays bge0 (the reorder that
+    // makes em0 MASTER again is the engine's next step).
+    platform.membership("em0", true).await;
+    let (updates, aggregate) = platform.until_aggregate().await;
+    assert_eq!(updates, [link(em0, "em0", LinkState::Up, Some(lagg0))]);
+    assert_eq!(
+        aggregate,
+        failover(lagg0, &["em0", "bge0"], Some("bge0"), Some("bge0"))
+    );
+    assert_eq!(
+        platform.next().await,
+        Update::Answer(answered("em0", Ok(())))
+    );
+    assert_eq!(changes(&platform.kernel), [KernelCall::add("em0")]);
+
+    // Asking again for what already is: answered at once, nothing done.
+    platform.membership("em0", true).await;
+    assert_eq!(platform.answer().await, answered("em0", Ok(())));
+    assert_eq!(changes(&platform.kernel), []);
+    assert_eq!(platform.quiet_for(Duration::from_millis(200)).await, []);
+}
+
+#[tokio::test]
+async fn a_failed_removal_or_addition_is_answered_with_the_step() {
+    let mut platform = Platform::start(seed1_boot, &options()).await;
+    expect_start(&mut platform).await;
+    changes(&platform.kernel);
+
+    platform
+        .kernel
+        .fail_next(KernelCall::remove("bge0"), libc::EBUSY);
+    platform.membership("bge0", false).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered(
+            "bge0",
+            Err(format!(
+                "SIOCSLAGGDELPORT bge0: {}",
+                errno_text(libc::EBUSY)
+            ))
+        )
+    );
+    assert_eq!(changes(&platform.kernel), [KernelCall::remove("bge0")]);
+    assert_eq!(platform.members(), ["em0", "bge0"], "nothing changed");
+
+    platform.membership("bge0", false).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("bge0", Ok(()))
+    );
+    assert_eq!(platform.members(), ["em0"]);
+    changes(&platform.kernel);
+
+    platform
+        .kernel
+        .fail_next(KernelCall::add("bge0"), libc::ENOMEM);
+    platform.membership("bge0", true).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered(
+            "bge0",
+            Err(format!("SIOCSLAGGPORT bge0: {}", errno_text(libc::ENOMEM)))
+        )
+    );
+    assert_eq!(platform.members(), ["em0"], "still out, to be tried again");
+    platform.membership("bge0", true).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("bge0", Ok(()))
+    );
+    assert_eq!(platform.members(), ["em0", "bge0"]);
+}
+
+#[tokio::test]
+async fn the_last_port_is_never_taken_out_and_lacp_is_left_alone() {
+    let mut platform = Platform::start(seed1_boot, &options()).await;
+    expect_start(&mut platform).await;
+    platform.membership("bge0", false).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("bge0", Ok(()))
+    );
+    changes(&platform.kernel);
+    platform.membership("em0", false).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered(
+            "em0",
+            Err("em0 is the last port of lagg0; not removed".into())
+        )
+    );
+    assert_eq!(changes(&platform.kernel), []);
+
+    let mut platform = Platform::start(
+        |kernel| {
+            kernel.attach("igb0");
+            kernel.attach("igb1");
+            kernel.create_lagg("lagg0", LAGG_PROTO_LACP, &["igb0", "igb1"]);
+        },
+        &options(),
+    )
+    .await;
+    expect_start(&mut platform).await;
+    changes(&platform.kernel);
+    platform.membership("igb1", false).await;
+    assert_eq!(
+        platform.answer().await,
+        answered("igb1", Err("lagg0 protocol is lacp, not failover".into()))
+    );
+    assert_eq!(changes(&platform.kernel), []);
+}
+
+/// At exit every removed port is put back at once: the requests made
+/// while the lagg settles join that window, and each gets its answer.
+#[tokio::test]
+async fn several_ports_put_back_together_are_each_answered() {
+    let mut platform = Platform::start(
+        |kernel| {
+            kernel.attach("em0");
+            kernel.attach("bge0");
+            kernel.attach("ix0");
+            kernel.create_lagg("lagg0", LAGG_PROTO_FAILOVER, &["em0", "bge0", "ix0"]);
+        },
+        &options(),
+    )
+    .await;
+    expect_start(&mut platform).await;
+    for port in ["bge0", "ix0"] {
+        platform.membership(port, false).await;
+        assert_eq!(
+            platform.answer_among_updates().await,
+            answered(port, Ok(()))
+        );
+    }
+    assert_eq!(platform.members(), ["em0"]);
+    changes(&platform.kernel);
+    platform.membership("bge0", true).await;
+    platform.membership("ix0", true).await;
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("bge0", Ok(()))
+    );
+    assert_eq!(
+        platform.answer_among_updates().await,
+        answered("ix0", Ok(()))
+    );
+    assert_eq!(
+        changes(&platform.kernel),
+        [KernelCall::add("bge0"), KernelCall::add("ix0")]
+    );
+    assert_eq!(platform.members(), ["em0", "bge0", "ix0"]);
 }

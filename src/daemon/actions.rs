@@ -9,13 +9,16 @@ use crate::platform::{Answer, Request, Update};
 
 use super::{Daemon, LOG_TARGET};
 
-/// How long shutdown waits for the kernel to bring held-down ports back.
+/// How long shutdown waits for the kernel to bring held-down ports back
+/// and removed ports into their lagg again (a re-addition on FreeBSD is
+/// answered once its lagg has settled, normally after 2 s).
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 impl Daemon {
-    /// Brings back every port the engine holds down (lagg damping), and
-    /// waits a little for the kernel's answers: a port must not stay down
-    /// because laggmond stopped.
+    /// Brings back every port the engine holds down (lagg damping) or took
+    /// out of its lagg (dead path), and waits a little for the kernel's
+    /// answers, one per action: a port must not stay down or out because
+    /// laggmond stopped.
     pub(super) async fn release_ports(&mut self) {
         let output = self.engine.shutdown();
         if output.actions.is_empty() {
@@ -67,6 +70,16 @@ impl Daemon {
                 group.clone(),
                 port.clone(),
                 Request::SetAdminUp { group, port, up },
+            ),
+            Action::RemovePort { group, port } => (
+                group.clone(),
+                port.clone(),
+                Request::RemovePort { group, port },
+            ),
+            Action::AddPort { group, port } => (
+                group.clone(),
+                port.clone(),
+                Request::AddPort { group, port },
             ),
         };
         self.platform.requests.try_send(request).map_err(|error| {

@@ -4,6 +4,7 @@
 
 mod enforce;
 mod kernel;
+mod membership;
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,13 @@ impl Group {
     #[cfg(test)]
     pub fn is_held_down(&self, port: &str) -> bool {
         self.kernel.is_held_down(port)
+    }
+
+    /// Whether laggmond took `port` out of its lagg because its path is
+    /// dead (or is taking it out, or putting it back).
+    #[cfg(test)]
+    pub fn is_removed(&self, port: &str) -> bool {
+        self.kernel.is_removed(port)
     }
 
     /// Whether `name` is one of the group's ports.

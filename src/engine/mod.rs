@@ -199,9 +199,31 @@
 //! a port with link is laggmond's to act on, unlike one without) and
 //! comes back after `preempt_delay` by the usual preempt. lagg: a reorder
 //! never makes a port with a dead path the MASTER and waits for every
-//! member's path to be `up`, but laggmond cannot yet take a MASTER whose
-//! path died out of the lagg (that needs removing the port and adding it
-//! back); the events are reported all the same.
+//! member's path to be `up`. lagg sends on its MASTER whenever that has
+//! link and falls back to the next member with link, so with `enforce` a
+//! member whose path is down is taken out of the lagg
+//! ([`Action::RemovePort`], announced by `enforcing` with the port and
+//! cause `path_down`) while another configured member that stays in has
+//! a path `up` (an `unknown` path is not enough: the lagg must never be
+//! left without a port known to work). Not a damped port (damping holds
+//! it down instead), nor one held down. Once out it keeps its link and is
+//! still probed; its absence from the members is not `port_missing`, and
+//! the kernel's move away from it is a `failover` with cause `path_down`.
+//! It goes back ([`Action::AddPort`]; lagg adds it after the others, so
+//! the configured primary comes back as MASTER by the reorder above) when
+//! its path has been `up` for `preempt_delay` (the clock of "Paths"), at
+//! once when no member left in the lagg has a path `up` (a dead path
+//! everywhere must not leave the lagg with fewer ports), and when the
+//! group stops enforcing, loses its probe, leaves failover mode or goes
+//! away, and at [`Engine::shutdown`]. A port whose interface vanishes, or
+//! that someone else puts back, is forgotten (and may be taken out again).
+//! One change of the lagg's ports at a time (a removal, an addition or a
+//! reorder, each waiting for the previous answer); a removal or reorder
+//! starts no sooner than `max(preempt_delay, 1 s)` after the previous
+//! change started (an addition is not held back, but starts that clock).
+//! A failed removal or addition is `enforce_failed` and is tried again
+//! after the same backoff; the port is then where the kernel shows it,
+//! and one out of the lagg stays laggmond's to put back. The operator cannot choose a port that is out.
 //!
 //! *Damping.* Bond: the choice leaves a damped active port for a usable
 //! one (reason `damped`). lagg, with `enforce`: a damped member is taken
@@ -276,6 +298,16 @@ pub enum Action {
         port: String,
         up: bool,
     },
+    /// Take `port` out of the lagg `group` (`SIOCSLAGGDELPORT`): lagg sends
+    /// on its MASTER whenever that has link, and falls back to the next
+    /// port with link, so a port whose path is dead can only be kept from
+    /// carrying traffic by not being a member. Its link stays up, so its
+    /// probes go on.
+    RemovePort { group: String, port: String },
+    /// Put `port` back into the lagg `group` (`SIOCSLAGGPORT`), after a
+    /// [`Action::RemovePort`]: its path works again, no other port's does,
+    /// or laggmond stops managing it.
+    AddPort { group: String, port: String },
 }
 
 /// What one input produced.
@@ -413,8 +445,8 @@ impl Engine {
     /// all their state (a group whose driver changed starts over); new
     /// ones start from what is known of their interfaces and aggregates;
     /// removed ones vanish without a word, after giving back any port
-    /// laggmond held down. Then every group is evaluated under the new
-    /// rules.
+    /// laggmond held down or took out of its lagg. Then every group is
+    /// evaluated under the new rules.
     pub fn reconfigure(&mut self, now: Instant, config: Arc<Config>) -> Output {
         let mut out = Output::default();
         let mut old = std::mem::take(&mut self.groups);
@@ -452,7 +484,8 @@ impl Engine {
     }
 
     /// What the daemon must do before it exits: give back every port
-    /// laggmond took out of service, so that none stays down without it.
+    /// laggmond took out of service or out of its lagg, so that none stays
+    /// down or out without it.
     pub fn shutdown(&mut self) -> Output {
         let mut out = Output::default();
         for group in &mut self.groups {

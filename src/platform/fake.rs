@@ -14,8 +14,8 @@ use super::{PlatformHandle, Request, Update, REQUEST_QUEUE, UPDATE_QUEUE};
 pub struct FakeKernel {
     /// Send what the kernel would report.
     pub updates: mpsc::Sender<Update>,
-    /// Requests the daemon made, in order. The test answers `SetActive`
-    /// and `SetAdminUp` as a platform does: with an `Update::Answer` on
+    /// Requests the daemon made, in order. The test answers `SetActive`,
+    /// `SetAdminUp`, `RemovePort` and `AddPort` as a platform does: with an `Update::Answer` on
     /// `updates`, after the updates that show the outcome.
     pub requests: mpsc::Receiver<Request>,
     /// The count of untrusted messages the daemon renders; a test raises

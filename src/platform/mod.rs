@@ -40,6 +40,14 @@ pub enum Request {
         port: String,
         up: bool,
     },
+    /// Take `port` out of the lagg `group` (`SIOCSLAGGDELPORT`): how a port
+    /// whose path is dead is kept from carrying traffic, since lagg uses
+    /// any member with link. Answered with exactly one [`Update::Answer`],
+    /// like [`Request::SetActive`].
+    RemovePort { group: String, port: String },
+    /// Put `port` back into the lagg `group` (`SIOCSLAGGPORT`) after a
+    /// [`Request::RemovePort`]. Answered like [`Request::SetActive`].
+    AddPort { group: String, port: String },
 }
 
 /// The daemon's end of a running platform task.

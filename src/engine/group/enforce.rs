@@ -42,18 +42,20 @@ pub(super) struct Pending {
 /// each goes to the oldest action on that port.
 #[derive(Clone, Debug)]
 pub(super) struct Awaited {
-    port: String,
-    request: Requested,
+    pub(super) port: String,
+    pub(super) request: Requested,
 }
 
 /// What an awaited action asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Requested {
+pub(super) enum Requested {
     /// `SetActive`; `closed` once the kernel switched or the engine gave
     /// up, so that a late answer changes nothing.
     Active { closed: bool },
     /// `SetAdminUp` with this `up`.
     AdminUp(bool),
+    /// `AddPort` (`true`) or `RemovePort` (`false`).
+    Member(bool),
 }
 
 /// A target that failed and its earliest next attempt.
@@ -93,6 +95,7 @@ impl Group {
                 self.active_answered(now, port, result, events)
             }
             Some(Requested::AdminUp(up)) => self.admin_answered(now, port, up, result, events),
+            Some(Requested::Member(add)) => self.member_answered(now, port, add, result, events),
             None => {
                 if let Err(error) = result {
                     events.push(self.enforce_failed(port, error));
@@ -101,21 +104,24 @@ impl Group {
         }
     }
 
-    /// Gives back every port laggmond holds down (the group goes away, or
-    /// the daemon stops).
+    /// Gives back every port laggmond holds down or took out of its lagg
+    /// (the group goes away, or the daemon stops).
     pub(crate) fn release_all(&mut self, known: &Interfaces, out: &mut Output) {
         let held: Vec<String> = self.kernel.holds.keys().cloned().collect();
         for name in held {
             self.release(&name, known, out);
         }
+        self.add_back_all(known, out);
     }
 
-    /// Gives back `name` if laggmond holds it down and it still exists.
+    /// Gives back `name` if laggmond holds it down or took it out of its
+    /// lagg, and it still exists.
     pub(super) fn release(&mut self, name: &str, known: &Interfaces, out: &mut Output) {
         let held = self.kernel.holds.remove(name) == Some(Hold::Down);
         if held && known.link(name) != PortLink::Missing {
             self.send_admin(name, true, out);
         }
+        self.add_back(name, known, out);
     }
 
     /// Whether a lagg reorder was sent and not answered yet.
@@ -191,7 +197,9 @@ impl Group {
     /// Steers the kernel toward the engine's choice, when the group
     /// enforces and no action is under way.
     pub(super) fn enforce(&mut self, now: Instant, known: &Interfaces, out: &mut Output) {
-        if !self.config.enforce || self.kernel.pending.is_some() {
+        // One change of the lagg's ports at a time: a reorder planned while
+        // a port is on its way out or back would plan from a stale list.
+        if !self.config.enforce || self.lagg_change_in_flight() {
             return;
         }
         match self.config.driver {
@@ -242,6 +250,7 @@ impl Group {
             .into_iter()
             .flatten()
             .chain(admin)
+            .chain(self.membership_wake())
             .collect();
         if self.config.enforce {
             let reorder = kernel
@@ -336,6 +345,10 @@ impl Group {
         if master.as_deref() == Some(target.as_str()) || self.retry_blocks(now, &target) {
             return;
         }
+        if self.kernel.is_removed(&target) {
+            // Out of the lagg for its path: it goes back first.
+            return;
+        }
         let Some(index) = self.index_of(&target) else {
             return;
         };
@@ -383,10 +396,14 @@ impl Group {
             .iter()
             .enumerate()
             .any(|(i, other)| i != index && other.usable());
+        // A port taken out for its dead path is probed: holding it down
+        // would blind its probes.
+        let removed = self.kernel.is_removed(port.name());
         self.config.driver == Driver::Lagg
             && self.config.enforce
             && failover_mode
             && member
+            && !removed
             && port.damped()
             && alternative
     }
@@ -405,7 +422,7 @@ impl Group {
     }
 
     /// The backoff after a failure and the lagg reorder rate limit.
-    fn retry_delay(&self) -> Duration {
+    pub(super) fn retry_delay(&self) -> Duration {
         self.config.preempt_delay.max(MIN_RETRY)
     }
 

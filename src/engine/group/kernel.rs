@@ -10,6 +10,7 @@ use crate::event::{Cause, Kind, What};
 use crate::platform::kernel::Aggregate;
 
 use super::enforce::{Awaited, Hold, Pending, Retry};
+use super::membership::Removal;
 use super::{millis, Group, Interfaces, Output, PortLink};
 
 /// How recently a port must have come up for the kernel's own move to it
@@ -44,6 +45,12 @@ pub(super) struct KernelState {
     pub(super) holds: BTreeMap<String, Hold>,
     /// Ports whose admin-state change failed, not tried again before.
     pub(super) admin_retry: BTreeMap<String, Instant>,
+    /// Ports laggmond took out of the lagg because their path is dead,
+    /// or is taking out or putting back: their absence from the members is
+    /// laggmond's doing, not the port going missing.
+    pub(super) removed: BTreeMap<String, Removal>,
+    /// Ports whose removal or re-addition failed, not tried again before.
+    pub(super) member_retry: BTreeMap<String, Instant>,
     /// The next moment time alone matters, computed at each refresh.
     pub(super) wake_at: Option<Instant>,
 }
@@ -52,6 +59,12 @@ impl KernelState {
     /// Whether laggmond holds `port` administratively down.
     pub(super) fn is_held_down(&self, port: &str) -> bool {
         self.holds.get(port) == Some(&Hold::Down)
+    }
+
+    /// Whether laggmond took `port` out of the lagg (or is taking it out,
+    /// or putting it back).
+    pub(super) fn is_removed(&self, port: &str) -> bool {
+        self.removed.contains_key(port)
     }
 
     /// Lets `port` be tried again at once after a failure.
@@ -93,6 +106,7 @@ impl Group {
             }
         }
         self.reconcile_holds(now, known, out);
+        self.reconcile_removals(now, known, out);
         self.kernel.wake_at = self.wake_time(now);
     }
 
@@ -109,6 +123,15 @@ impl Group {
             return Err(format!(
                 "group {group} is in mode {}, which laggmond leaves alone",
                 view.mode
+            ));
+        }
+        if self.kernel.is_removed(name) {
+            // Why it is out matters more than that it is.
+            if let Some(reason) = self.port(name).and_then(|port| port.unusable_reason()) {
+                return Err(reason);
+            }
+            return Err(format!(
+                "port {name} is out of {group} until its path has worked for preempt_delay"
             ));
         }
         if !view.members.iter().any(|member| member == name) {
@@ -206,7 +229,11 @@ impl Group {
     ) {
         for index in 0..self.ports.len() {
             let name = self.ports[index].name();
-            let link = if view.members.iter().any(|member| member == name) {
+            // A port laggmond took out keeps the link of its interface: it
+            // is still probed, and its path decides when it goes back.
+            let link = if view.members.iter().any(|member| member == name)
+                || self.kernel.is_removed(name)
+            {
                 known.link(name)
             } else {
                 PortLink::Missing
@@ -316,6 +343,10 @@ impl Group {
     ) -> (Cause, Option<u64>) {
         if let Some(pending) = self.kernel.pending.as_ref().filter(|p| p.port == to) {
             return (pending.reason, None);
+        }
+        if self.kernel.is_removed(from) {
+            // laggmond took it out because its path died.
+            return (Cause::PathDown, None);
         }
         if let Some(loss) = self.loss_of(now, from, known) {
             return loss;

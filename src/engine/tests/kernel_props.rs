@@ -2,7 +2,7 @@
 //! that follows laggmond's actions at once (or refuses them, or accepts
 //! and does nothing), fails over by itself, and is changed by others.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -11,6 +11,7 @@ use super::{config, group_cfg, link, ms};
 use crate::config::{Driver, GroupConfig};
 use crate::engine::*;
 use crate::platform::kernel::{Aggregate, Answer, Update};
+use crate::probe::PathState;
 
 /// The aggregate of every case.
 const AGG: &str = "agg0";
@@ -145,6 +146,24 @@ impl Kernel {
                 let i = self.index(port).ok_or("no such port")?;
                 self.admin_down[i] = !up;
             }
+            Action::RemovePort { port, .. } | Action::AddPort { port, .. } => {
+                let add = matches!(action, Action::AddPort { .. });
+                let i = self.index(port).ok_or("no such port")?;
+                if self.driver != Driver::Lagg {
+                    return Err("port removal is for lagg only".to_owned());
+                }
+                // As the platform: a port goes back whatever the mode.
+                if !self.exists || (!add && !self.failover) {
+                    return Err("not a failover lagg".to_owned());
+                }
+                // As the platform: a port already where it should be is
+                // success, the last port is never removed.
+                let members = self.member.iter().filter(|m| **m).count();
+                if !add && self.member[i] && members == 1 {
+                    return Err("last port".to_owned());
+                }
+                self.member[i] = add;
+            }
         }
         self.reselect();
         Ok(())
@@ -231,6 +250,9 @@ struct Sim {
     reported: HashMap<String, bool>,
     actions: VecDeque<Action>,
     actions_this_step: usize,
+    /// Ports the engine took out of the lagg and has not put back, as far
+    /// as nobody else touched them since.
+    taken_out: BTreeSet<String>,
 }
 
 impl Sim {
@@ -245,6 +267,7 @@ impl Sim {
             reported: HashMap::new(),
             actions: VecDeque::new(),
             actions_this_step: 0,
+            taken_out: BTreeSet::new(),
         }
     }
 
@@ -291,7 +314,7 @@ impl Sim {
             .iter()
             .filter_map(|action| match action {
                 Action::SetActive { port, .. } => Some(port.as_str()),
-                Action::SetAdminUp { .. } => None,
+                _ => None,
             })
             .collect();
         prop_assert!(
@@ -320,6 +343,7 @@ impl Sim {
                 prop_assert!(failed || done, "{previous} still pending: {:?}", out);
             }
         }
+        self.check_removals(out)?;
         let failovers: Vec<&What> = out
             .events
             .iter()
@@ -332,6 +356,78 @@ impl Sim {
         if let Some(last) = failovers.last() {
             prop_assert_eq!(last.to.as_deref(), group.active());
         }
+        Ok(())
+    }
+
+    /// A port is taken out of a lagg only for a dead path, only while
+    /// another port in the lagg has a working one, and one at a time.
+    fn check_removals(&self, out: &Output) -> Result<(), TestCaseError> {
+        let group = self.group();
+        let removals: Vec<&str> = out
+            .actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::RemovePort { port, .. } => Some(port.as_str()),
+                _ => None,
+            })
+            .collect();
+        prop_assert!(removals.len() <= 1, "several removals: {:?}", out.actions);
+        for port in removals {
+            prop_assert!(self.kernel.driver == Driver::Lagg && self.enforce);
+            prop_assert!(group.config().probe.is_some());
+            let path = group.port(port).map(Port::path);
+            prop_assert_eq!(path, Some(PathState::Down), "{} removed", port);
+            let view = group.aggregate().expect("a lagg to remove from");
+            let working = group.ports().iter().any(|other| {
+                other.name() != port
+                    && view.members.iter().any(|member| member == other.name())
+                    && !group.is_removed(other.name())
+                    && other.usable()
+                    && other.path() == PathState::Up
+            });
+            prop_assert!(working, "{port} removed without a working member left");
+        }
+        Ok(())
+    }
+
+    /// Every path works again and time passes: every port laggmond took
+    /// out of the lagg is back in it.
+    fn heal(&mut self) -> Result<(), TestCaseError> {
+        self.actions_this_step = 0;
+        self.kernel.refuses = false;
+        self.kernel.lazy = false;
+        self.kernel.exists = true;
+        self.kernel.failover = true;
+        for i in 0..self.kernel.names.len() {
+            self.kernel.carrier[i] = true;
+        }
+        self.kernel.reselect();
+        self.publish()?;
+        self.run_actions()?;
+        for _ in 0..64 {
+            self.actions_this_step = 0;
+            for i in 0..self.kernel.names.len() {
+                let name = self.kernel.names[i].clone();
+                self.input(Input::Path(crate::probe::PathReport {
+                    group: AGG.to_owned(),
+                    port: name,
+                    verdict: crate::probe::PathVerdict::Up { rtt: ms(1) },
+                }))?;
+            }
+            self.run_actions()?;
+            self.actions_this_step = 0;
+            self.now += ms(1_000);
+            if let Some(deadline) = self.engine.next_deadline() {
+                self.now = self.now.max(deadline);
+            }
+            self.input(Input::Tick)?;
+            self.run_actions()?;
+        }
+        let group = self.group();
+        for name in &self.kernel.names {
+            prop_assert!(!group.is_removed(name), "{name} still out");
+        }
+        prop_assert!(self.taken_out.is_empty(), "not back: {:?}", self.taken_out);
         Ok(())
     }
 
@@ -396,8 +492,20 @@ impl Sim {
                 "action storm: {action:?}"
             );
             let result = self.kernel.apply(&action);
+            match (&action, &result) {
+                (Action::RemovePort { port, .. }, Ok(())) => {
+                    self.taken_out.insert(port.clone());
+                }
+                (Action::AddPort { port, .. }, Ok(())) => {
+                    self.taken_out.remove(port);
+                }
+                _ => {}
+            }
             self.publish()?;
-            let (Action::SetActive { port, .. } | Action::SetAdminUp { port, .. }) = action;
+            let (Action::SetActive { port, .. }
+            | Action::SetAdminUp { port, .. }
+            | Action::RemovePort { port, .. }
+            | Action::AddPort { port, .. }) = action;
             self.input(Input::Platform(Update::Answer(Answer {
                 group: AGG.to_owned(),
                 port,
@@ -441,6 +549,8 @@ impl Sim {
                 }
             }
             Step::Enslave(i, on) => {
+                // Someone else's doing: not the engine's to put back.
+                self.taken_out.remove(&self.kernel.names[i % count]);
                 self.kernel.member[i % count] = *on;
                 self.kernel.reselect();
                 self.publish()?;
@@ -451,6 +561,10 @@ impl Sim {
                 self.publish()?;
             }
             Step::Exists(on) => {
+                if !*on {
+                    // A destroyed lagg frees its ports.
+                    self.taken_out.clear();
+                }
                 self.kernel.exists = *on;
                 self.kernel.reselect();
                 self.publish()?;
@@ -537,9 +651,26 @@ proptest! {
         // The daemon stopping gives every held port back.
         sim.kernel.refuses = false;
         for action in sim.engine.shutdown().actions {
-            prop_assert!(matches!(action, Action::SetAdminUp { up: true, .. }), "{action:?}");
+            prop_assert!(
+                matches!(action, Action::SetAdminUp { up: true, .. } | Action::AddPort { .. }),
+                "{action:?}"
+            );
             prop_assert!(sim.kernel.apply(&action).is_ok());
         }
         prop_assert!(sim.kernel.admin_down.iter().all(|down| !down), "{:?}", sim.kernel);
+    }
+
+    #[test]
+    fn a_port_taken_out_of_a_lagg_comes_back_once_its_path_works(
+        conf in group(),
+        steps in prop::collection::vec(step(), 1..80),
+    ) {
+        let mut sim = Sim::new(conf);
+        sim.snapshot()?;
+        sim.run_actions()?;
+        for step in &steps {
+            sim.step(step)?;
+        }
+        sim.heal()?;
     }
 }

@@ -538,6 +538,18 @@ impl KernelRig {
         KernelRig::new(Driver::Lagg, ports, preempt_delay_ms, view)
     }
 
+    /// [`KernelRig::lagg`] with `enforce: false`: laggmond only watches.
+    fn watched_lagg(ports: &[&str], preempt_delay_ms: u64, master: &str) -> KernelRig {
+        let mut rig = KernelRig::lagg(ports, preempt_delay_ms, master);
+        let mut config = (**rig.engine.config()).clone();
+        config.groups[0].enforce = false;
+        assert_eq!(
+            rig.engine.reconfigure(rig.t0, Arc::new(config)),
+            Output::default()
+        );
+        rig
+    }
+
     fn new(driver: Driver, ports: &[&str], preempt_delay_ms: u64, view: Aggregate) -> KernelRig {
         let group = GroupConfig {
             driver,
@@ -590,8 +602,32 @@ impl KernelRig {
         self.feed(millis, Input::Platform(Update::Answer(answer)))
     }
 
+    /// The kernel's answer to the action about `port`: an error.
+    fn refused(&mut self, millis: u64, port: &str, error: &str) -> Output {
+        let answer = Answer {
+            group: self.view.name.clone(),
+            port: port.to_owned(),
+            result: Err(error.to_owned()),
+        };
+        self.feed(millis, Input::Platform(Update::Answer(answer)))
+    }
+
+    /// The lagg's ports are now `members` with MASTER (and active port)
+    /// `master`.
+    fn members(&mut self, millis: u64, members: &[&str], master: &str) -> Output {
+        self.view.members = members.iter().map(|port| port.to_string()).collect();
+        self.view.primary = Some(master.to_owned());
+        self.view.active = Some(master.to_owned());
+        let view = self.view.clone();
+        self.feed(millis, Input::Platform(Update::Aggregate(view)))
+    }
+
     fn tick(&mut self, millis: u64) -> Output {
         self.feed(millis, Input::Tick)
+    }
+
+    fn group(&self) -> &Group {
+        self.engine.group(&self.view.name).expect("the group")
     }
 
     fn deadline(&self) -> Option<u64> {
@@ -741,7 +777,9 @@ fn lagg_reorder(port: &str, from: &str) -> Output {
 
 #[test]
 fn lagg_a_dead_path_is_reported_and_asks_nothing_of_the_kernel() {
-    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    // Only when laggmond watches: an enforcing lagg takes the port out
+    // (see the lagg removal tests below).
+    let mut rig = KernelRig::watched_lagg(&["em0", "bge0"], 5_000, "em0");
     assert_eq!(
         rig.path(1_000, "em0", down_verdict()),
         Output {
@@ -763,8 +801,17 @@ fn lagg_a_dead_path_is_reported_and_asks_nothing_of_the_kernel() {
 #[test]
 fn lagg_never_makes_a_dead_path_the_master() {
     let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "bge0");
-    rig.path(1_000, "em0", down_verdict());
-    assert_eq!(rig.deadline(), None);
+    // The dead backup is taken out of the lagg rather than made MASTER.
+    assert_eq!(
+        rig.path(1_000, "em0", down_verdict()),
+        Output {
+            events: vec![path_down("em0"), removing("em0")],
+            actions: vec![remove_port("em0")],
+            notices: vec![],
+        }
+    );
+    assert_eq!(rig.members(1_010, &["bge0"], "bge0"), Output::default());
+    assert_eq!(rig.done(1_020, "em0"), Output::default());
     assert_eq!(rig.tick(30_000), Output::default());
     let cmd = Command::SetActive {
         group: G.to_owned(),
@@ -774,14 +821,23 @@ fn lagg_never_makes_a_dead_path_the_master() {
         rig.engine.command(rig.t0 + ms(30_100), cmd),
         Err("port em0 has no working path".to_owned())
     );
-    // The path is back: the reorder waits for it to be steady.
+    // The path is back: em0 goes back into the lagg once it is steady,
+    // and the reorder follows after its own delay.
     assert_eq!(
         rig.path(40_000, "em0", up_verdict(1)).events,
         vec![path_up("em0", 1)]
     );
     assert_eq!(rig.deadline(), Some(45_000));
     assert_eq!(rig.tick(44_999), Output::default());
-    assert_eq!(rig.tick(45_000), lagg_reorder("em0", "bge0"));
+    assert_eq!(rig.tick(45_000).actions, vec![add_port("em0")]);
+    assert_eq!(
+        rig.members(45_010, &["bge0", "em0"], "bge0"),
+        Output::default()
+    );
+    assert_eq!(rig.done(45_020, "em0"), Output::default());
+    assert_eq!(rig.deadline(), Some(50_000));
+    assert_eq!(rig.tick(49_999), Output::default());
+    assert_eq!(rig.tick(50_000), lagg_reorder("em0", "bge0"));
 }
 
 #[test]
@@ -848,4 +904,415 @@ fn bond_a_link_coming_back_starts_with_an_unknown_path() {
     assert_eq!(rig.path(1_500, "eth1", up_verdict(1)), Output::default());
     rig.feed(2_000, Input::Platform(Update::Link(link("eth1", true))));
     assert_eq!(eth1(&rig), Some(PathState::Unknown));
+}
+
+// ---- lagg: taking a port whose path is dead out of the lagg ---------------
+
+/// `enforcing` for taking `port` out of the lagg.
+fn removing(port: &str) -> What {
+    What {
+        cause: Some(Cause::PathDown),
+        ..ev(Kind::Enforcing, port)
+    }
+}
+
+fn remove_port(port: &str) -> Action {
+    Action::RemovePort {
+        group: G.to_owned(),
+        port: port.to_owned(),
+    }
+}
+
+fn add_port(port: &str) -> Action {
+    Action::AddPort {
+        group: G.to_owned(),
+        port: port.to_owned(),
+    }
+}
+
+fn enforce_failed(port: &str, error: &str) -> What {
+    What {
+        error: Some(error.to_owned()),
+        ..ev(Kind::EnforceFailed, port)
+    }
+}
+
+/// A lagg of em0 (MASTER) and bge0 whose em0 was taken out at 1000 for
+/// its dead path: the kernel showed it at 1010, answered at 1020.
+fn lagg_without_em0() -> KernelRig {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    assert_eq!(
+        rig.path(1_000, "em0", down_verdict()),
+        Output {
+            events: vec![path_down("em0"), removing("em0")],
+            actions: vec![remove_port("em0")],
+            notices: vec![],
+        }
+    );
+    assert!(rig.group().is_removed("em0"));
+    rig
+}
+
+#[test]
+fn lagg_a_dead_path_on_the_master_takes_it_out_and_back_after_the_delay() {
+    let mut rig = lagg_without_em0();
+    // The kernel moves traffic to bge0: laggmond's doing, for em0's path;
+    // em0 is not missing, keeps its link and is still probed.
+    assert_eq!(
+        rig.members(1_010, &["bge0"], "bge0").events,
+        vec![failover("em0", "bge0", Cause::PathDown, None)]
+    );
+    assert_eq!(rig.done(1_020, "em0"), Output::default());
+    let em0 = rig.group().port("em0").expect("em0");
+    assert_eq!(em0.link(), PortLink::Up);
+    assert_eq!(em0.path(), PathState::Down);
+    assert_eq!(rig.path(1_500, "em0", down_verdict()), Output::default());
+    assert_eq!(rig.tick(30_000), Output::default());
+    // The path works again: back after preempt_delay, appended to the lagg.
+    assert_eq!(
+        rig.path(31_000, "em0", up_verdict(2)).events,
+        vec![path_up("em0", 2)]
+    );
+    assert_eq!(rig.deadline(), Some(36_000));
+    assert_eq!(rig.tick(35_999), Output::default());
+    assert_eq!(rig.tick(36_000), output_actions(vec![add_port("em0")]));
+    assert_eq!(
+        rig.members(36_010, &["bge0", "em0"], "bge0"),
+        Output::default()
+    );
+    assert_eq!(rig.done(36_020, "em0"), Output::default());
+    assert!(!rig.group().is_removed("em0"));
+    // The existing reorder makes em0 MASTER again after its own delay.
+    assert_eq!(rig.deadline(), Some(41_000));
+    assert_eq!(rig.tick(41_000), lagg_reorder("em0", "bge0"));
+    rig.done(41_010, "em0");
+    assert_eq!(
+        rig.members(41_020, &["em0", "bge0"], "em0").events,
+        vec![
+            failover("bge0", "em0", Cause::Preempt, None),
+            ev(Kind::PrimaryRestored, "em0"),
+        ]
+    );
+}
+
+fn output_actions(actions: Vec<Action>) -> Output {
+    Output {
+        actions,
+        ..Output::default()
+    }
+}
+
+#[test]
+fn lagg_a_dead_path_on_a_backup_takes_it_out_without_a_failover() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    assert_eq!(
+        rig.path(1_000, "bge0", down_verdict()),
+        Output {
+            events: vec![path_down("bge0"), removing("bge0")],
+            actions: vec![remove_port("bge0")],
+            notices: vec![],
+        }
+    );
+    assert_eq!(rig.members(1_010, &["em0"], "em0"), Output::default());
+    assert_eq!(rig.done(1_020, "em0"), Output::default());
+    assert_eq!(rig.active(), Some("em0"));
+}
+
+#[test]
+fn lagg_never_takes_out_the_last_port_with_a_working_path() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    rig.path(1_000, "bge0", down_verdict());
+    rig.members(1_010, &["em0"], "em0");
+    rig.done(1_020, "bge0");
+    // em0's path dies too: it stays, and bge0 goes back, so that a dead
+    // path everywhere does not leave the lagg with fewer ports.
+    assert_eq!(
+        rig.path(2_000, "em0", down_verdict()),
+        Output {
+            events: vec![path_down("em0"), all_paths_down("em0")],
+            actions: vec![add_port("bge0")],
+            notices: vec![],
+        }
+    );
+    assert_eq!(
+        rig.members(2_010, &["em0", "bge0"], "em0"),
+        Output::default()
+    );
+    assert_eq!(rig.done(2_020, "bge0"), Output::default());
+    assert!(!rig.group().is_removed("bge0"));
+    assert_eq!(rig.tick(60_000), Output::default());
+}
+
+#[test]
+fn lagg_an_unknown_path_is_not_enough_to_take_another_port_out() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0"], 5_000, "em0");
+    // bge0's link bounced: its path is unknown until the probes answer.
+    rig.feed(500, Input::Platform(Update::Link(link("bge0", false))));
+    rig.feed(600, Input::Platform(Update::Link(link("bge0", true))));
+    assert_eq!(
+        rig.path(1_000, "em0", down_verdict()),
+        Output {
+            events: vec![path_down("em0")],
+            ..Output::default()
+        }
+    );
+    assert_eq!(
+        rig.path(2_000, "bge0", up_verdict(1)),
+        Output {
+            events: vec![removing("em0")],
+            actions: vec![remove_port("em0")],
+            notices: vec![],
+        }
+    );
+}
+
+#[test]
+fn lagg_removals_are_one_at_a_time_and_rate_limited() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0", "ix0"], 5_000, "em0");
+    rig.path(1_000, "em0", down_verdict());
+    // Not while the first is unanswered, nor within preempt_delay of it.
+    assert_eq!(
+        rig.path(1_005, "bge0", down_verdict()).actions,
+        Vec::<Action>::new()
+    );
+    rig.members(1_010, &["bge0", "ix0"], "bge0");
+    assert_eq!(rig.done(1_020, "em0").actions, Vec::<Action>::new());
+    assert_eq!(rig.deadline(), Some(6_000));
+    assert_eq!(rig.tick(5_999), Output::default());
+    assert_eq!(
+        rig.tick(6_000),
+        Output {
+            events: vec![removing("bge0")],
+            actions: vec![remove_port("bge0")],
+            notices: vec![],
+        }
+    );
+}
+
+#[test]
+fn lagg_no_removal_while_a_reorder_is_under_way() {
+    let mut rig = KernelRig::lagg(&["em0", "bge0", "ix0"], 5_000, "bge0");
+    assert_eq!(rig.tick(5_000), lagg_reorder("em0", "bge0"));
+    // ix0's path dies during the reorder: one change of the ports at a
+    // time, and no more than one per preempt_delay.
+    let out = rig.path(5_100, "ix0", down_verdict());
+    assert_eq!(out.actions, Vec::<Action>::new());
+    rig.done(5_200, "em0");
+    rig.members(5_300, &["em0", "bge0", "ix0"], "em0");
+    assert_eq!(rig.deadline(), Some(10_000));
+    assert_eq!(
+        rig.tick(10_000),
+        Output {
+            events: vec![removing("ix0")],
+            actions: vec![remove_port("ix0")],
+            notices: vec![],
+        }
+    );
+}
+
+#[test]
+fn lagg_a_failed_removal_is_enforce_failed_and_tried_again_after_the_backoff() {
+    let mut rig = lagg_without_em0();
+    assert_eq!(
+        rig.refused(1_010, "em0", "SIOCSLAGGDELPORT em0: Device busy"),
+        Output {
+            events: vec![enforce_failed("em0", "SIOCSLAGGDELPORT em0: Device busy")],
+            ..Output::default()
+        }
+    );
+    assert!(!rig.group().is_removed("em0"));
+    assert_eq!(rig.deadline(), Some(6_000));
+    assert_eq!(rig.tick(5_999), Output::default());
+    assert_eq!(
+        rig.tick(6_010),
+        Output {
+            events: vec![removing("em0")],
+            actions: vec![remove_port("em0")],
+            notices: vec![],
+        }
+    );
+}
+
+#[test]
+fn lagg_a_failed_addition_is_enforce_failed_and_tried_again_after_the_backoff() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    rig.path(2_000, "em0", up_verdict(1));
+    assert_eq!(rig.tick(7_000).actions, vec![add_port("em0")]);
+    assert_eq!(
+        rig.refused(7_010, "em0", "SIOCSLAGGPORT em0: Cannot allocate memory"),
+        Output {
+            events: vec![enforce_failed(
+                "em0",
+                "SIOCSLAGGPORT em0: Cannot allocate memory"
+            )],
+            ..Output::default()
+        }
+    );
+    assert!(rig.group().is_removed("em0"), "still out, and still ours");
+    assert_eq!(rig.tick(12_009), Output::default());
+    assert_eq!(rig.tick(12_010).actions, vec![add_port("em0")]);
+}
+
+#[test]
+fn lagg_a_removed_port_that_loses_link_stays_out_until_its_path_works() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    assert_eq!(
+        rig.feed(2_000, Input::Platform(Update::Link(link("em0", false)))),
+        Output {
+            events: vec![ev(Kind::PortDown, "em0")],
+            ..Output::default()
+        }
+    );
+    assert_eq!(rig.tick(30_000), Output::default());
+    rig.feed(31_000, Input::Platform(Update::Link(link("em0", true))));
+    assert_eq!(rig.tick(40_000), Output::default(), "path still unknown");
+    // The link has been steady for preempt_delay; the first verdict does
+    // not restart that clock, as for a preempt.
+    assert_eq!(
+        rig.path(41_000, "em0", up_verdict(1)).actions,
+        vec![add_port("em0")]
+    );
+}
+
+#[test]
+fn lagg_the_operator_may_not_choose_a_port_that_is_out() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    let cmd = |port: &str| Command::SetActive {
+        group: G.to_owned(),
+        port: Some(port.to_owned()),
+    };
+    assert_eq!(
+        rig.engine.command(rig.t0 + ms(1_100), cmd("em0")),
+        Err("port em0 has no working path".to_owned())
+    );
+    rig.path(2_000, "em0", up_verdict(1));
+    assert_eq!(
+        rig.engine.command(rig.t0 + ms(2_100), cmd("em0")),
+        Err("port em0 is out of lagg0 until its path has worked for preempt_delay".to_owned())
+    );
+}
+
+#[test]
+fn lagg_shutdown_puts_every_removed_port_back() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    assert_eq!(rig.engine.shutdown().actions, vec![add_port("em0")]);
+    // Also a removal not answered yet: the port may be out already.
+    let mut rig = lagg_without_em0();
+    assert_eq!(rig.engine.shutdown().actions, vec![add_port("em0")]);
+}
+
+#[test]
+fn lagg_a_reload_that_drops_the_probe_or_the_group_puts_removed_ports_back() {
+    let reloaded = |change: fn(&mut Config)| {
+        let mut rig = lagg_without_em0();
+        rig.members(1_010, &["bge0"], "bge0");
+        rig.done(1_020, "em0");
+        let mut config = (**rig.engine.config()).clone();
+        change(&mut config);
+        let out = rig.engine.reconfigure(rig.t0 + ms(2_000), Arc::new(config));
+        (out.actions, rig)
+    };
+    let (actions, _) = reloaded(|config| config.groups[0].probe = None);
+    assert_eq!(actions, vec![add_port("em0")]);
+    let (actions, _) = reloaded(|config| config.groups[0].enforce = false);
+    assert_eq!(actions, vec![add_port("em0")]);
+    let (actions, _) = reloaded(|config| config.groups.clear());
+    assert_eq!(actions, vec![add_port("em0")]);
+    let (actions, _) = reloaded(|config| config.groups[0].ports.retain(|p| p != "em0"));
+    assert_eq!(actions, vec![add_port("em0")]);
+    // A reload that keeps everything keeps em0 out, and its path.
+    let (actions, rig) = reloaded(|_| {});
+    assert_eq!(actions, vec![]);
+    assert!(rig.group().is_removed("em0"));
+}
+
+#[test]
+fn lagg_a_port_put_back_by_someone_else_is_a_member_again() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    // Someone adds em0 back by hand: it is an ordinary member again, and
+    // still dead, so it goes out again once the rate limit allows.
+    assert_eq!(
+        rig.members(2_000, &["bge0", "em0"], "bge0"),
+        Output::default()
+    );
+    assert!(!rig.group().is_removed("em0"));
+    assert_eq!(rig.tick(6_000).actions, vec![remove_port("em0")]);
+}
+
+#[test]
+fn lagg_a_removed_port_whose_interface_vanishes_is_forgotten() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    let gone = Update::Gone {
+        index: 1,
+        name: "em0".to_owned(),
+    };
+    assert_eq!(
+        rig.feed(2_000, Input::Platform(gone)).events,
+        vec![ev(Kind::PortMissing, "em0")]
+    );
+    assert!(!rig.group().is_removed("em0"));
+    assert_eq!(rig.engine.shutdown().actions, vec![]);
+}
+
+#[test]
+fn lagg_a_removed_port_goes_back_when_the_lagg_leaves_failover_mode() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    rig.view.mode = "lacp".to_owned();
+    rig.view.failover = false;
+    let view = rig.view.clone();
+    let out = rig.feed(2_000, Input::Platform(Update::Aggregate(view)));
+    assert_eq!(out.actions, vec![add_port("em0")]);
+}
+
+#[test]
+fn lagg_a_removal_that_failed_with_the_port_out_leaves_it_laggmonds_to_put_back() {
+    let mut rig = lagg_without_em0();
+    // The port left, but the check after it failed: the kernel's view,
+    // which comes before the answer, says where the port is.
+    rig.members(1_010, &["bge0"], "bge0");
+    assert_eq!(
+        rig.refused(
+            1_020,
+            "em0",
+            "SIOCGLAGG lagg0: Input/output error (verifying)"
+        )
+        .events,
+        vec![enforce_failed(
+            "em0",
+            "SIOCGLAGG lagg0: Input/output error (verifying)"
+        )]
+    );
+    assert!(rig.group().is_removed("em0"));
+    assert_eq!(rig.engine.shutdown().actions, vec![add_port("em0")]);
+}
+
+#[test]
+fn lagg_an_addition_that_failed_with_the_port_in_is_done() {
+    let mut rig = lagg_without_em0();
+    rig.members(1_010, &["bge0"], "bge0");
+    rig.done(1_020, "em0");
+    rig.path(2_000, "em0", up_verdict(1));
+    assert_eq!(rig.tick(7_000).actions, vec![add_port("em0")]);
+    rig.members(7_010, &["bge0", "em0"], "bge0");
+    rig.refused(
+        7_020,
+        "em0",
+        "SIOCGLAGG lagg0: Input/output error (verifying)",
+    );
+    assert!(!rig.group().is_removed("em0"));
+    assert_eq!(rig.engine.shutdown().actions, vec![]);
 }

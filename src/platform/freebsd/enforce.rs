@@ -1,5 +1,6 @@
 //! Carrying out the daemon's requests on a lagg: making a port MASTER by
-//! reordering the ports, and taking a port out of service.
+//! reordering the ports, taking a port out of service, and taking a port
+//! whose path is dead out of the lagg and putting it back.
 //!
 //! lagg cannot be told which port is its primary: the role only moves when
 //! the primary is removed. [`plan_restore`] reads the lagg and plans the
@@ -68,6 +69,64 @@ pub fn execute_restore(
         }
     }
     verify_master(kernel, lagg, target)
+}
+
+/// Whether a port must be taken out of or put into a lagg, from a fresh
+/// `SIOCGLAGG`: `None` when it already is where it should be (a retry,
+/// or someone else did it), so that the request is answered at once.
+/// Refuses a removal from a lagg that is not in failover mode (a port is
+/// put back whatever the mode: it was laggmond that took it out), and
+/// removing the last port of a lagg (it would leave the lagg with nothing
+/// to send on).
+pub fn plan_membership(
+    kernel: &mut impl LaggKernel,
+    lagg: &str,
+    port: &str,
+    add: bool,
+) -> Result<Option<LaggOp>, String> {
+    let state = kernel
+        .read_lagg(lagg)
+        .map_err(|error| step_error("SIOCGLAGG", lagg, &error))?;
+    if !add && !state.is_failover() {
+        return Err(format!(
+            "{lagg} protocol is {}, not failover",
+            state.protocol_name()
+        ));
+    }
+    let member = state.port(port).is_some();
+    match (add, member) {
+        (true, true) | (false, false) => Ok(None),
+        (true, false) => Ok(Some(LaggOp::Add(port.to_owned()))),
+        (false, true) if state.ports.len() == 1 => {
+            Err(format!("{port} is the last port of {lagg}; not removed"))
+        }
+        (false, true) => Ok(Some(LaggOp::Remove(port.to_owned()))),
+    }
+}
+
+/// Performs one removal or addition on `lagg` and checks with
+/// `SIOCGLAGG` that it took. A single step that fails changes nothing, so
+/// there is nothing to roll back: the error names the ioctl and the port,
+/// and the daemon tries again later.
+pub fn execute_membership(
+    kernel: &mut impl LaggKernel,
+    lagg: &str,
+    op: &LaggOp,
+) -> Result<(), String> {
+    let done = match op {
+        LaggOp::Remove(port) => kernel.remove_port(lagg, port),
+        LaggOp::Add(port) => add_port(kernel, lagg, port),
+    };
+    done.map_err(|error| step_error(op_ioctl(op), op.port(), &error))?;
+    let state = kernel
+        .read_lagg(lagg)
+        .map_err(|error| format!("{} (verifying)", step_error("SIOCGLAGG", lagg, &error)))?;
+    let member = state.port(op.port()).is_some();
+    match (op, member) {
+        (LaggOp::Add(_), true) | (LaggOp::Remove(_), false) => Ok(()),
+        (LaggOp::Add(port), false) => Err(format!("{port} is still not a port of {lagg}")),
+        (LaggOp::Remove(port), true) => Err(format!("{port} is still a port of {lagg}")),
+    }
 }
 
 /// Sets or clears `IFF_UP` on `port` (`SIOCGIFFLAGS`, `SIOCSIFFLAGS`);

@@ -175,8 +175,9 @@ impl RouteSource for mpsc::Receiver<io::Result<Vec<u8>>> {
     }
 }
 
-/// A SetActive whose answer waits for its reorder window to close, so
-/// that it follows the updates that show the reorder's outcome.
+/// A SetActive, RemovePort or AddPort whose answer waits for its lagg's
+/// settle window to close, so that it follows the updates that show the
+/// outcome.
 struct PendingAnswer {
     /// The lagg whose window must close first.
     lagg: String,
@@ -390,8 +391,52 @@ where
                 }
                 self.answer(group, port, result);
             }
+            Some(Request::RemovePort { group, port }) => self.membership(group, port, false),
+            Some(Request::AddPort { group, port }) => self.membership(group, port, true),
         }
         Flow::Continue
+    }
+
+    /// Takes `port` out of lagg `lagg` or puts it back (`add`). Like a
+    /// reorder, the change bounces the port's link (its MAC is
+    /// reprogrammed, and the remaining ports' too when the MASTER leaves),
+    /// so it opens a settle window and is answered once that closed,
+    /// after the updates that show the outcome. A change made while a
+    /// window is open (several ports put back at exit) joins it.
+    fn membership(&mut self, lagg: String, port: String, add: bool) {
+        let (doing, done) = if add {
+            ("adding", "added to")
+        } else {
+            ("removing", "removed from")
+        };
+        let op = match enforce::plan_membership(&mut self.kernel, &lagg, &port, add) {
+            Ok(Some(op)) => op,
+            Ok(None) => {
+                self.answer(lagg, port, Ok(()));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!("{lagg}: {doing} {port} refused: {error}");
+                self.answer(lagg, port, Err(error));
+                return;
+            }
+        };
+        if !self.table.is_settling(&lagg) {
+            self.table.begin_settle(&lagg, Instant::now().into_std());
+        }
+        let result = enforce::execute_membership(&mut self.kernel, &lagg, &op);
+        match &result {
+            Ok(()) => tracing::info!("{lagg}: {port} {done} the lagg ({})", op_ioctl_name(add)),
+            Err(error) => tracing::warn!("{lagg}: {doing} {port} failed: {error}"),
+        }
+        self.pending.push(PendingAnswer {
+            lagg: lagg.clone(),
+            answer: Answer {
+                group: lagg,
+                port,
+                result,
+            },
+        });
     }
 
     /// Makes `port` the MASTER of lagg `lagg`. The answer is sent once the
@@ -469,6 +514,15 @@ async fn tick(interval: &mut Option<Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// The ioctl a membership change uses, for the log.
+fn op_ioctl_name(add: bool) -> &'static str {
+    if add {
+        "SIOCSLAGGPORT"
+    } else {
+        "SIOCSLAGGDELPORT"
     }
 }
 

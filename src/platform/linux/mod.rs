@@ -364,6 +364,12 @@ impl LinkTask {
                 let refusal = Err("admin-down damping is for lagg only".to_owned());
                 self.send(answer(group, port, refusal)).await
             }
+            Some(Request::RemovePort { group, port } | Request::AddPort { group, port }) => {
+                // A bond is steered by its active slave; only lagg uses
+                // every member with link, so only lagg needs ports taken out.
+                let refusal = Err("port removal is for lagg only".to_owned());
+                self.send(answer(group, port, refusal)).await
+            }
         }
     }
 
