@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use futures::TryStreamExt;
-use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::link::{InfoBondPort, InfoPortData, LinkAttribute, LinkInfo};
 use tokio::io::unix::AsyncFd;
 
 use super::filter::{arp_reply_filter, Insn};
@@ -33,8 +33,13 @@ pub struct PortSocket {
 
 impl PortSocket {
     /// Opens the socket for the port with index `ifindex`, letting through
-    /// only ARP replies to `mac` from one of `targets`.
-    pub fn open(ifindex: u32, mac: [u8; 6], targets: &[Ipv4Addr]) -> io::Result<PortSocket> {
+    /// only ARP replies to `address` from one of `targets`.
+    pub fn open(
+        ifindex: u32,
+        address: PortAddress,
+        targets: &[Ipv4Addr],
+    ) -> io::Result<PortSocket> {
+        let mac = address.sender;
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::other(format!("interface index {ifindex} out of range")))?;
         // Protocol 0: nothing is received until bind names ARP, by which
@@ -55,6 +60,11 @@ impl PortSocket {
         let filter = arp_reply_filter(mac, targets).map_err(io::Error::other)?;
         attach_filter(&fd, &filter)?;
         bind(&fd, ifindex)?;
+        if address.foreign {
+            // Only then: a driver without a unicast filter list goes
+            // promiscuous for any address added.
+            accept_unicast(&fd, ifindex, mac)?;
+        }
         // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which is the only
         // one to close it.
         let socket = unsafe { AsyncFd::register(fd) }.map_err(|error| {
@@ -115,11 +125,19 @@ impl PortSocket {
     }
 }
 
-/// The hardware address a port sends its probes from: its permanent
-/// address (`IFLA_PERM_ADDRESS`) where the driver has one, since a bond
-/// gives its slaves its own address and the switch must never learn the
-/// bond's address on a backup port; else its current address.
-pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
+/// The hardware address a port sends its probes from, and whether it is
+/// not the port's current address.
+///
+/// A bond gives every slave the bond's address (unless `fail_over_mac`
+/// says otherwise), so probing from the current address would show the
+/// bond's address on every backup port: the switch would move it there
+/// and the replies of one port would reach another. So the sender is the
+/// port's own address: its permanent one (`IFLA_PERM_ADDRESS`, the burnt-in
+/// address of a real NIC) where the driver has one; else the address the
+/// bond saved when it took the port (`IFLA_BOND_SLAVE_PERM_HWADDR`, what
+/// the port had before the bond changed it: a virtual port has no
+/// permanent address); else its current address.
+pub async fn port_address(ifindex: u32) -> io::Result<PortAddress> {
     let (connection, handle, _) = rtnetlink::new_connection()?;
     let lookup = async {
         let mut links = handle.link().get().match_index(ifindex).execute();
@@ -130,23 +148,55 @@ pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
             .ok_or_else(|| io::Error::other(format!("no interface with index {ifindex}")))?;
         let mut current = None;
         let mut permanent = None;
+        let mut before_bond = None;
         for attribute in link.attributes {
             match attribute {
                 LinkAttribute::PermAddress(bytes) => permanent = mac(&bytes),
                 LinkAttribute::Address(bytes) => current = mac(&bytes),
+                LinkAttribute::LinkInfo(infos) => before_bond = saved_by_bond(&infos),
                 _ => {}
             }
         }
-        permanent.or(current).ok_or_else(|| {
+        let sender = permanent.or(before_bond).or(current).ok_or_else(|| {
             io::Error::other(format!(
                 "interface {ifindex} has no Ethernet hardware address"
             ))
+        })?;
+        Ok(PortAddress {
+            sender,
+            foreign: current != Some(sender),
         })
     };
     tokio::select! {
         found = lookup => found,
         () = connection => Err(io::Error::other("the netlink connection ended")),
     }
+}
+
+/// What a port sends its probes from (see [`port_address`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddress {
+    /// The sender's hardware address in every request, and the target
+    /// hardware address of every reply.
+    pub sender: [u8; 6],
+    /// Whether `sender` is not the port's current address: a NIC filters
+    /// unicast frames by its current address, so the socket must ask for
+    /// `sender` to be let in too, or the replies never reach it.
+    pub foreign: bool,
+}
+
+/// The address a bond saved for its slave when it took it, from the
+/// slave's `IFLA_LINKINFO`.
+fn saved_by_bond(infos: &[LinkInfo]) -> Option<[u8; 6]> {
+    infos.iter().find_map(|info| match info {
+        LinkInfo::PortData(InfoPortData::BondPort(options)) => {
+            options.iter().find_map(|option| match option {
+                InfoBondPort::PermHwaddr(bytes) => mac(bytes),
+                _ => None,
+            })
+        }
+        _ => None,
+    })
 }
 
 /// Six bytes that are not all zero (a driver without a permanent address
@@ -176,6 +226,34 @@ fn attach_filter(fd: &OwnedFd, program: &[Insn]) -> io::Result<()> {
     };
     if result < 0 {
         return Err(context("attaching the ARP reply filter"));
+    }
+    Ok(())
+}
+
+/// Adds `mac` to the port's unicast filter for as long as the socket is
+/// open (the kernel drops the membership with the socket): the replies
+/// to a port's own address reach it while a bond has given it another.
+fn accept_unicast(fd: &OwnedFd, ifindex: i32, mac: [u8; 6]) -> io::Result<()> {
+    let mut address = [0u8; 8];
+    address[..6].copy_from_slice(&mac);
+    let membership = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_UNICAST as libc::c_ushort,
+        mr_alen: 6,
+        mr_address: address,
+    };
+    // SAFETY: `membership` is a valid `packet_mreq` alive for the call.
+    let result = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            std::ptr::from_ref(&membership).cast(),
+            socklen::<libc::packet_mreq>(),
+        )
+    };
+    if result < 0 {
+        return Err(context("letting the port's own address in"));
     }
     Ok(())
 }
