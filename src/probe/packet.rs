@@ -157,14 +157,10 @@ pub async fn port_address(ifindex: u32) -> io::Result<PortAddress> {
                 _ => {}
             }
         }
-        let sender = permanent.or(before_bond).or(current).ok_or_else(|| {
+        PortAddress::choose(permanent, before_bond, current).ok_or_else(|| {
             io::Error::other(format!(
                 "interface {ifindex} has no Ethernet hardware address"
             ))
-        })?;
-        Ok(PortAddress {
-            sender,
-            foreign: current != Some(sender),
         })
     };
     tokio::select! {
@@ -183,6 +179,22 @@ pub struct PortAddress {
     /// unicast frames by its current address, so the socket must ask for
     /// `sender` to be let in too, or the replies never reach it.
     pub foreign: bool,
+}
+
+impl PortAddress {
+    /// The first of the port's own addresses it has (see [`port_address`]),
+    /// compared with its `current` one.
+    fn choose(
+        permanent: Option<[u8; 6]>,
+        before_bond: Option<[u8; 6]>,
+        current: Option<[u8; 6]>,
+    ) -> Option<PortAddress> {
+        let sender = permanent.or(before_bond).or(current)?;
+        Some(PortAddress {
+            sender,
+            foreign: current != Some(sender),
+        })
+    }
 }
 
 /// The address a bond saved for its slave when it took it, from the
@@ -297,4 +309,52 @@ fn socklen<T>() -> libc::socklen_t {
 fn context(what: &str) -> io::Error {
     let error = io::Error::last_os_error();
     io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BURNT_IN: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const SAVED: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+    const BONDS: [u8; 6] = [0x02, 0, 0, 0, 0, 3];
+
+    /// A real NIC in a bond: its burnt-in address, let in beside the
+    /// bond's; a veth in a bond: the address the bond saved; a port out of
+    /// any bond: its own, with nothing to let in.
+    #[test]
+    fn a_port_probes_from_its_own_address() {
+        let choose = PortAddress::choose;
+        let chosen = |sender, foreign| Some(PortAddress { sender, foreign });
+        assert_eq!(
+            choose(Some(BURNT_IN), Some(SAVED), Some(BONDS)),
+            chosen(BURNT_IN, true)
+        );
+        assert_eq!(choose(None, Some(SAVED), Some(BONDS)), chosen(SAVED, true));
+        assert_eq!(
+            choose(Some(BURNT_IN), None, Some(BURNT_IN)),
+            chosen(BURNT_IN, false)
+        );
+        assert_eq!(choose(None, None, Some(BONDS)), chosen(BONDS, false));
+        assert_eq!(choose(None, None, None), None);
+    }
+
+    #[test]
+    fn the_address_a_bond_saved_is_read_from_its_port_data() {
+        let port_data = |options| vec![LinkInfo::PortData(InfoPortData::BondPort(options))];
+        assert_eq!(
+            saved_by_bond(&port_data(vec![
+                InfoBondPort::QueueId(0),
+                InfoBondPort::PermHwaddr(SAVED.to_vec()),
+            ])),
+            Some(SAVED)
+        );
+        assert_eq!(
+            saved_by_bond(&port_data(vec![InfoBondPort::PermHwaddr(vec![0; 6])])),
+            None,
+            "zeros are no address"
+        );
+        assert_eq!(saved_by_bond(&port_data(vec![])), None);
+        assert_eq!(saved_by_bond(&[]), None);
+    }
 }
