@@ -830,3 +830,238 @@ fn kernel_notice_after(log: &str, since: u64) -> Option<u64> {
         .find(|&ms| ms >= since)
         .map(|ms| ms - since)
 }
+
+// --- path probes through a real bond ------------------------------------------
+
+/// The probe target: on the bridge the bond's far ends are in.
+const PROBE_TARGET: &str = "192.0.2.1";
+
+/// Probing every 100 ms, a path down after 3 intervals without an answer.
+const PROBE_INTERVAL_MS: u64 = 100;
+const PROBE_MISSED: u64 = 3;
+
+/// bond7 (active-backup, miimon) over eth7 and eth8, whose far ends
+/// (peer7, peer8) are ports of bridge br7 in the namespace `far`, which
+/// holds the probe target on the bridge itself: a switch with a host
+/// behind it. eth7 is active.
+fn bond_behind_a_bridge(far: &common::Netns) {
+    // Loaded on demand like veth; asked for here so that a kernel
+    // without it fails with the reason rather than with `ip`'s message.
+    let _ = std::process::Command::new("modprobe")
+        .arg("bridge")
+        .output();
+    for (port, peer) in [("eth7", "peer7"), ("eth8", "peer8")] {
+        common::sh(&[
+            "ip", "link", "add", port, "type", "veth", "peer", "name", peer, "netns", &far.name,
+        ]);
+    }
+    // arp_ignore=1: only the bridge answers for its address, not the
+    // bridge ports for an address they do not have.
+    common::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &far.name,
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore",
+    ]);
+    far.ip(&["link", "add", "br7", "type", "bridge"]);
+    far.ip(&["addr", "add", &format!("{PROBE_TARGET}/24"), "dev", "br7"]);
+    far.ip(&["link", "set", "br7", "up"]);
+    for peer in ["peer7", "peer8"] {
+        far.ip(&["link", "set", peer, "master", "br7"]);
+        far.ip(&["link", "set", peer, "up"]);
+    }
+    common::sh(&[
+        "ip",
+        "link",
+        "add",
+        "bond7",
+        "type",
+        "bond",
+        "mode",
+        "active-backup",
+        "miimon",
+        "10",
+    ]);
+    for port in ["eth7", "eth8"] {
+        common::sh(&["ip", "link", "set", port, "master", "bond7"]);
+    }
+    common::sh(&["ip", "link", "set", "bond7", "up"]);
+}
+
+/// The output of a command that must succeed.
+fn output_of(args: &[&str]) -> String {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"));
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The daemon's path probes on a real bond: a backup's path is probed
+/// while it carries nothing, a dead path behind a port with carrier moves
+/// the kernel's active slave away, and its return brings it back only
+/// after the hold-down. Then the bond is given its own ARP monitor, which
+/// would fight the probes: the operator is told.
+///
+/// The bond gives both slaves its own address (the first slave's), as it
+/// does by default (`fail_over_mac none`); each port still probes from
+/// its own address, the one the bond saved when it took the port (a real
+/// NIC's burnt-in address; veth has none, so the saved one stands in for
+/// it). Were both to probe from the bond's address, the bridge would learn
+/// it on whichever port sent last, and one port's replies would reach the
+/// other: a dead path could look alive. The bridge's table shows which
+/// address it learned where.
+#[test]
+fn the_daemon_moves_a_bond_off_a_dead_path_and_back() {
+    if !in_a_bonding_vm() {
+        return;
+    }
+    // Dropped last: whatever is left here once the namespace, and with it
+    // the far ends and so the ports, is gone.
+    let _cleanup = Cleanup(vec!["bond7", "eth7", "eth8"]);
+    let far = common::Netns::new();
+    bond_behind_a_bridge(&far);
+    run(sysfs_becomes("bond7/bonding/active_slave", "eth7"));
+    let address = |attribute: &str| sysfs(attribute).to_lowercase();
+    let (bond_mac, saved7, saved8) = (
+        address("bond7/address"),
+        address("eth7/bonding_slave/perm_hwaddr"),
+        address("eth8/bonding_slave/perm_hwaddr"),
+    );
+    println!(
+        "bond7 {bond_mac}; eth7 {} (saved {saved7}); eth8 {} (saved {saved8})",
+        address("eth7/address"),
+        address("eth8/address")
+    );
+    assert_eq!(address("eth8/address"), bond_mac, "the bond's address");
+    assert_ne!(saved7, saved8, "the ports' own addresses");
+
+    let files = common::Files::new();
+    files.write_config(&format!(
+        "groups:\n  bond7:\n    driver: bond\n    ports: [eth7, eth8]\n    preempt_delay: 1s\n    \
+         probe:\n      arp: [{PROBE_TARGET}]\n      interval: {PROBE_INTERVAL_MS}ms\n      \
+         missed: {PROBE_MISSED}\n"
+    ));
+    let daemon = common::Daemon::start_here(&files);
+    let port = |group: &serde_json::Value, name: &str| {
+        group["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no port {name} in {group}"))
+    };
+    let paths_up = common::wait_for(WAIT, || {
+        let group = daemon.group("bond7");
+        port(&group, "eth7")["path"] == "up" && port(&group, "eth8")["path"] == "up"
+    });
+    assert!(
+        paths_up,
+        "paths not up: {}\nlog:\n{}",
+        daemon.group("bond7"),
+        daemon.log_text()
+    );
+    assert_eq!(daemon.group("bond7")["active"], "eth7");
+
+    // Each port's probes came from its own address, learned on its own
+    // far end; the backup's too.
+    let fdb = output_of(&["bridge", "-n", &far.name, "fdb", "show", "br", "br7"]);
+    for (saved, peer) in [(&saved7, "peer7"), (&saved8, "peer8")] {
+        assert!(
+            fdb.lines()
+                .any(|line| line.contains(saved.as_str()) && line.contains(&format!("dev {peer}"))),
+            "{saved} not learned on {peer}:\n{fdb}"
+        );
+    }
+
+    let is = |kind: &'static str, port: &'static str| {
+        move |e: &serde_json::Value| e["kind"] == kind && (port.is_empty() || e["port"] == port)
+    };
+    let kernel_active = || sysfs("bond7/bonding/active_slave");
+
+    // eth7's far end leaves the bridge: the carrier stays, the path goes.
+    let seq = daemon.last_seq();
+    let cut = common::wall_ms();
+    far.ip(&["link", "set", "peer7", "nomaster"]);
+    let down = daemon
+        .wait_event(seq, WAIT, is("path_down", "eth7"))
+        .expect("path_down eth7");
+    assert_eq!(down["missed"], PROBE_MISSED, "{down}");
+    let failover = daemon
+        .wait_event(seq, WAIT, is("failover", ""))
+        .expect("failover");
+    assert_eq!(
+        (&failover["from"], &failover["to"], &failover["cause"]),
+        (
+            &serde_json::Value::from("eth7"),
+            &serde_json::Value::from("eth8"),
+            &serde_json::Value::from("path_down")
+        ),
+        "{failover}"
+    );
+    run(sysfs_becomes("bond7/bonding/active_slave", "eth8"));
+    let moved = common::wall_ms();
+    println!(
+        "bond path cut -> path_down {} ms, failover event {} ms, kernel active_slave eth8 \
+         seen {} ms (missed x interval = {} ms)",
+        common::event_ms(&down).saturating_sub(cut),
+        common::event_ms(&failover).saturating_sub(cut),
+        moved.saturating_sub(cut),
+        PROBE_MISSED * PROBE_INTERVAL_MS
+    );
+    let group = daemon.group("bond7");
+    assert_eq!(port(&group, "eth7")["link"], "up", "the carrier stayed");
+    assert_eq!(port(&group, "eth7")["path"], "down", "{group}");
+
+    // Back in the bridge: path_up, and the kernel's active slave moves
+    // back only after the 1 s hold-down.
+    let seq = daemon.last_seq();
+    let restored = common::wall_ms();
+    far.ip(&["link", "set", "peer7", "master", "br7"]);
+    let up = daemon
+        .wait_event(seq, WAIT, is("path_up", "eth7"))
+        .expect("path_up eth7");
+    let up_ms = common::event_ms(&up);
+    // The kernel's own view through the hold-down, for as much of it as is
+    // left once path_up was seen (the margin is for the event's stamp).
+    while common::wall_ms() < up_ms + 950 {
+        assert_eq!(kernel_active(), "eth8", "moved back before the hold-down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let back = daemon
+        .wait_event(seq, WAIT, is("failover", ""))
+        .expect("failback");
+    assert_eq!(back["to"], "eth7", "{back}");
+    assert_eq!(back["cause"], "preempt", "{back}");
+    assert!(
+        common::event_ms(&back) >= up_ms + 1000,
+        "failback before the 1 s hold-down: {up} then {back}"
+    );
+    run(sysfs_becomes("bond7/bonding/active_slave", "eth7"));
+    let returned = common::wall_ms();
+    println!(
+        "bond path restored -> path_up {} ms; path_up -> failback event {} ms, kernel \
+         active_slave eth7 seen {} ms",
+        up_ms.saturating_sub(restored),
+        common::event_ms(&back).saturating_sub(up_ms),
+        returned.saturating_sub(up_ms)
+    );
+    assert!(returned >= up_ms + 1000, "the kernel moved back too early");
+
+    // The bond's own ARP monitor beside the probes: reported, said once.
+    let notice = "runs its own ARP monitor";
+    run(ip(&format!(
+        "link set bond7 type bond miimon 0 arp_interval 100 arp_ip_target {PROBE_TARGET}"
+    )));
+    assert!(
+        common::wait_for(WAIT, || daemon.log_text().contains(notice)),
+        "no notice of the bond's ARP monitor; log:\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.log_text().matches(notice).count(), 1, "said once");
+    drop(daemon);
+}

@@ -110,6 +110,7 @@ fn failover(
         active: active.map(Into::into),
         primary: primary.map(Into::into),
         kernel_preempts: true,
+        arp_monitor: false,
     }
 }
 
@@ -388,6 +389,7 @@ fn a_lacp_lagg_is_reported_as_not_failover() {
             active: Some("igb0".into()),
             primary: None,
             kernel_preempts: true,
+            arp_monitor: false,
         }))
     );
 }

@@ -335,6 +335,11 @@ pub enum Notice {
         group: String,
         primary: Option<String>,
     },
+    /// The bond `group` runs its own ARP monitor (`arp_interval` above 0)
+    /// while the group has a `probe`: two monitors judge the same paths,
+    /// on their own timers and targets, and the bond moves traffic on its
+    /// verdicts as laggmond moves it on its own, so the two may fight.
+    KernelArpMonitor { group: String },
 }
 
 /// The state of every group, and the rules that move it.
@@ -350,6 +355,9 @@ pub struct Engine {
     /// Groups already given [`Notice::KernelPreempts`], by name, so that
     /// a reload does not repeat it.
     told_kernel_preempts: HashSet<String>,
+    /// Groups already given [`Notice::KernelArpMonitor`], by name, for the
+    /// same reason.
+    told_arp_monitor: HashSet<String>,
 }
 
 /// What the engine knows of every interface, configured or not, and of
@@ -389,6 +397,7 @@ impl Engine {
             groups,
             interfaces: Interfaces::default(),
             told_kernel_preempts: HashSet::new(),
+            told_arp_monitor: HashSet::new(),
         }
     }
 
@@ -527,6 +536,7 @@ impl Engine {
             }
             Update::Aggregate(view) => {
                 self.check_kernel_policy(&view, out);
+                self.check_kernel_monitor(&view, out);
                 let name = view.name.clone();
                 self.interfaces.aggregates.insert(name.clone(), view);
                 self.aggregate_changed(now, &name, out);
@@ -557,6 +567,24 @@ impl Engine {
             out.notices.push(Notice::KernelPreempts {
                 group: view.name.clone(),
                 primary: view.primary.clone(),
+            });
+        }
+    }
+
+    /// Tells the operator once per group when the bond runs its own ARP
+    /// monitor beside the group's path probes (see [`Notice`]); said again
+    /// only after the monitor was turned off and came back. Not for a group
+    /// without `probe`: there the bond's monitor is the only one.
+    fn check_kernel_monitor(&mut self, view: &Aggregate, out: &mut Output) {
+        let Some(group) = self.config.groups.iter().find(|g| g.name == view.name) else {
+            return;
+        };
+        let fights = group.probe.is_some() && view.arp_monitor;
+        if !fights {
+            self.told_arp_monitor.remove(&view.name);
+        } else if self.told_arp_monitor.insert(view.name.clone()) {
+            out.notices.push(Notice::KernelArpMonitor {
+                group: view.name.clone(),
             });
         }
     }

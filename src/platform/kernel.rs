@@ -63,6 +63,11 @@ pub struct Aggregate {
     /// soon as it has link: always for lagg; for a bond with a `primary`
     /// and `primary_reselect` `always` or `better`.
     pub kernel_preempts: bool,
+    /// Whether the kernel judges the ports by ARP probes of its own (a
+    /// bond's `arp_interval` above 0): it then moves traffic on its own
+    /// verdicts, which may differ from laggmond's path probes. Never for
+    /// lagg, whose only monitor is the carrier.
+    pub arp_monitor: bool,
 }
 
 /// The kernel's answer to a request about `port` of the aggregate `group`

@@ -55,6 +55,19 @@ pub enum PathVerdict {
     Down { missed: u32, targets: Vec<Ipv4Addr> },
 }
 
+/// What a port sends its probes from: its own hardware address, which
+/// may not be the one it has now (a bond or lagg gives its members its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddress {
+    /// The sender's hardware address in every request, and the target
+    /// hardware address of every reply.
+    pub sender: [u8; 6],
+    /// Whether `sender` is not the port's current address: a NIC filters
+    /// unicast frames by its current address, so the socket must ask for
+    /// `sender` to be let in too, or the replies never reach it.
+    pub foreign: bool,
+}
+
 /// Counters of the probes, shared by the prober and the metrics.
 #[derive(Debug, Default)]
 pub struct ProbeCounters {

@@ -12,10 +12,11 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use futures::TryStreamExt;
-use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::link::{InfoBondPort, InfoPortData, LinkAttribute, LinkInfo};
 use tokio::io::unix::AsyncFd;
 
 use super::filter::{arp_reply_filter, Insn};
+use super::PortAddress;
 
 /// `ETH_P_ARP` in network byte order, as `socket(2)` and `bind(2)` take it.
 const ARP_PROTOCOL: u16 = (libc::ETH_P_ARP as u16).to_be();
@@ -33,8 +34,13 @@ pub struct PortSocket {
 
 impl PortSocket {
     /// Opens the socket for the port with index `ifindex`, letting through
-    /// only ARP replies to `mac` from one of `targets`.
-    pub fn open(ifindex: u32, mac: [u8; 6], targets: &[Ipv4Addr]) -> io::Result<PortSocket> {
+    /// only ARP replies to `address` from one of `targets`.
+    pub fn open(
+        ifindex: u32,
+        address: PortAddress,
+        targets: &[Ipv4Addr],
+    ) -> io::Result<PortSocket> {
+        let mac = address.sender;
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::other(format!("interface index {ifindex} out of range")))?;
         // Protocol 0: nothing is received until bind names ARP, by which
@@ -55,7 +61,11 @@ impl PortSocket {
         let filter = arp_reply_filter(mac, targets).map_err(io::Error::other)?;
         attach_filter(&fd, &filter)?;
         bind(&fd, ifindex)?;
-        accept_unicast(&fd, ifindex, mac)?;
+        if address.foreign {
+            // Only then: a driver without a unicast filter list goes
+            // promiscuous for any address added.
+            accept_unicast(&fd, ifindex, mac)?;
+        }
         // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which is the only
         // one to close it.
         let socket = unsafe { AsyncFd::register(fd) }.map_err(|error| {
@@ -116,11 +126,19 @@ impl PortSocket {
     }
 }
 
-/// The hardware address a port sends its probes from: its permanent
-/// address (`IFLA_PERM_ADDRESS`) where the driver has one, since a bond
-/// gives its slaves its own address and the switch must never learn the
-/// bond's address on a backup port; else its current address.
-pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
+/// The hardware address a port sends its probes from, and whether it is
+/// not the port's current address.
+///
+/// A bond gives every slave the bond's address (unless `fail_over_mac`
+/// says otherwise), so probing from the current address would show the
+/// bond's address on every backup port: the switch would move it there
+/// and the replies of one port would reach another. So the sender is the
+/// port's own address: its permanent one (`IFLA_PERM_ADDRESS`, the burnt-in
+/// address of a real NIC) where the driver has one; else the address the
+/// bond saved when it took the port (`IFLA_BOND_SLAVE_PERM_HWADDR`, what
+/// the port had before the bond changed it: a virtual port has no
+/// permanent address); else its current address.
+pub async fn port_address(ifindex: u32) -> io::Result<PortAddress> {
     let (connection, handle, _) = rtnetlink::new_connection()?;
     let lookup = async {
         let mut links = handle.link().get().match_index(ifindex).execute();
@@ -131,14 +149,16 @@ pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
             .ok_or_else(|| io::Error::other(format!("no interface with index {ifindex}")))?;
         let mut current = None;
         let mut permanent = None;
+        let mut before_bond = None;
         for attribute in link.attributes {
             match attribute {
                 LinkAttribute::PermAddress(bytes) => permanent = mac(&bytes),
                 LinkAttribute::Address(bytes) => current = mac(&bytes),
+                LinkAttribute::LinkInfo(infos) => before_bond = saved_by_bond(&infos),
                 _ => {}
             }
         }
-        permanent.or(current).ok_or_else(|| {
+        PortAddress::choose(permanent, before_bond, current).ok_or_else(|| {
             io::Error::other(format!(
                 "interface {ifindex} has no Ethernet hardware address"
             ))
@@ -148,6 +168,36 @@ pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
         found = lookup => found,
         () = connection => Err(io::Error::other("the netlink connection ended")),
     }
+}
+
+impl PortAddress {
+    /// The first of the port's own addresses it has (see [`port_address`]),
+    /// compared with its `current` one.
+    fn choose(
+        permanent: Option<[u8; 6]>,
+        before_bond: Option<[u8; 6]>,
+        current: Option<[u8; 6]>,
+    ) -> Option<PortAddress> {
+        let sender = permanent.or(before_bond).or(current)?;
+        Some(PortAddress {
+            sender,
+            foreign: current != Some(sender),
+        })
+    }
+}
+
+/// The address a bond saved for its slave when it took it, from the
+/// slave's `IFLA_LINKINFO`.
+fn saved_by_bond(infos: &[LinkInfo]) -> Option<[u8; 6]> {
+    infos.iter().find_map(|info| match info {
+        LinkInfo::PortData(InfoPortData::BondPort(options)) => {
+            options.iter().find_map(|option| match option {
+                InfoBondPort::PermHwaddr(bytes) => mac(bytes),
+                _ => None,
+            })
+        }
+        _ => None,
+    })
 }
 
 /// Six bytes that are not all zero (a driver without a permanent address
@@ -181,17 +231,15 @@ fn attach_filter(fd: &OwnedFd, program: &[Insn]) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes the port accept frames to `mac` for as long as the socket lives.
-/// A bond gives its slaves its own address, so a network card filters out
-/// frames to the slave's permanent address, which the replies are sent
-/// to; the membership adds that address to the card's unicast filter
-/// (where the card has none to spare, the kernel makes it promiscuous).
+/// Adds `mac` to the port's unicast filter for as long as the socket is
+/// open (the kernel drops the membership with the socket): the replies
+/// to a port's own address reach it while a bond has given it another.
 fn accept_unicast(fd: &OwnedFd, ifindex: i32, mac: [u8; 6]) -> io::Result<()> {
     let mut address = [0u8; 8];
     address[..6].copy_from_slice(&mac);
     let membership = libc::packet_mreq {
         mr_ifindex: ifindex,
-        mr_type: libc::PACKET_MR_UNICAST as u16,
+        mr_type: libc::PACKET_MR_UNICAST as libc::c_ushort,
         mr_alen: 6,
         mr_address: address,
     };
@@ -206,7 +254,7 @@ fn accept_unicast(fd: &OwnedFd, ifindex: i32, mac: [u8; 6]) -> io::Result<()> {
         )
     };
     if result < 0 {
-        return Err(context("accepting frames to the port's own address"));
+        return Err(context("letting the port's own address in"));
     }
     Ok(())
 }
@@ -250,4 +298,52 @@ fn socklen<T>() -> libc::socklen_t {
 fn context(what: &str) -> io::Error {
     let error = io::Error::last_os_error();
     io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BURNT_IN: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const SAVED: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+    const BONDS: [u8; 6] = [0x02, 0, 0, 0, 0, 3];
+
+    /// A real NIC in a bond: its burnt-in address, let in beside the
+    /// bond's; a veth in a bond: the address the bond saved; a port out of
+    /// any bond: its own, with nothing to let in.
+    #[test]
+    fn a_port_probes_from_its_own_address() {
+        let choose = PortAddress::choose;
+        let chosen = |sender, foreign| Some(PortAddress { sender, foreign });
+        assert_eq!(
+            choose(Some(BURNT_IN), Some(SAVED), Some(BONDS)),
+            chosen(BURNT_IN, true)
+        );
+        assert_eq!(choose(None, Some(SAVED), Some(BONDS)), chosen(SAVED, true));
+        assert_eq!(
+            choose(Some(BURNT_IN), None, Some(BURNT_IN)),
+            chosen(BURNT_IN, false)
+        );
+        assert_eq!(choose(None, None, Some(BONDS)), chosen(BONDS, false));
+        assert_eq!(choose(None, None, None), None);
+    }
+
+    #[test]
+    fn the_address_a_bond_saved_is_read_from_its_port_data() {
+        let port_data = |options| vec![LinkInfo::PortData(InfoPortData::BondPort(options))];
+        assert_eq!(
+            saved_by_bond(&port_data(vec![
+                InfoBondPort::QueueId(0),
+                InfoBondPort::PermHwaddr(SAVED.to_vec()),
+            ])),
+            Some(SAVED)
+        );
+        assert_eq!(
+            saved_by_bond(&port_data(vec![InfoBondPort::PermHwaddr(vec![0; 6])])),
+            None,
+            "zeros are no address"
+        );
+        assert_eq!(saved_by_bond(&port_data(vec![])), None);
+        assert_eq!(saved_by_bond(&[]), None);
+    }
 }

@@ -241,9 +241,9 @@ impl Prober {
         probe.start(Instant::now());
         let opened = async {
             let ifindex = interface_index(port)?;
-            let mac = port_address(ifindex).await?;
-            let socket = PortSocket::open(ifindex, mac, &config.arp)?;
-            Ok::<_, std::io::Error>((Arc::new(socket), mac))
+            let address = port_address(ifindex).await?;
+            let socket = PortSocket::open(ifindex, address, &config.arp)?;
+            Ok::<_, std::io::Error>((Arc::new(socket), address.sender))
         };
         let (socket, mac, reader) = match opened.await {
             Ok((socket, mac)) => {

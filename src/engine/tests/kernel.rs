@@ -41,6 +41,7 @@ fn bond_view(members: &[&str], active: Option<&str>) -> Aggregate {
         active: active.map(str::to_owned),
         primary: None,
         kernel_preempts: false,
+        arp_monitor: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn lagg_view(members: &[&str], master: &str, active: Option<&str>) -> Aggregate 
         active: active.map(str::to_owned),
         primary: Some(master.to_owned()),
         kernel_preempts: true,
+        arp_monitor: false,
     }
 }
 
@@ -546,6 +548,14 @@ fn only_an_enforced_bond_gets_the_kernel_preempts_notice() {
         view.kernel_preempts = true;
     });
     assert_eq!(out.notices, []);
+}
+
+/// A bond's own ARP monitor is the only path monitor of a group without
+/// `probe`: nothing to fight, no notice.
+#[test]
+fn a_bonds_arp_monitor_without_probes_is_no_notice() {
+    let mut rig = bond(5_000, 4);
+    assert_eq!(rig.kernel(1_000, |view| view.arp_monitor = true), nothing());
 }
 
 // ---- external changes and the operator ------------------------------------

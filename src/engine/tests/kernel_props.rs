@@ -119,6 +119,7 @@ impl Kernel {
             active: self.active.map(|i| self.names[i].clone()),
             primary: lagg.then(|| self.names[self.master].clone()),
             kernel_preempts: lagg,
+            arp_monitor: false,
         }
     }
 

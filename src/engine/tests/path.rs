@@ -518,6 +518,7 @@ impl KernelRig {
             active: ports.first().map(|port| port.to_string()),
             primary: None,
             kernel_preempts: false,
+            arp_monitor: false,
         };
         KernelRig::new(Driver::Bond, ports, preempt_delay_ms, view)
     }
@@ -534,6 +535,7 @@ impl KernelRig {
             active: Some(master.to_owned()),
             primary: Some(master.to_owned()),
             kernel_preempts: true,
+            arp_monitor: false,
         };
         KernelRig::new(Driver::Lagg, ports, preempt_delay_ms, view)
     }
@@ -588,7 +590,12 @@ impl KernelRig {
     }
 
     fn kernel_active(&mut self, millis: u64, port: &str) -> Output {
-        self.view.active = Some(port.to_owned());
+        self.kernel(millis, |view| view.active = Some(port.to_owned()))
+    }
+
+    /// The kernel reports the aggregate changed by `change`.
+    fn kernel(&mut self, millis: u64, change: impl FnOnce(&mut Aggregate)) -> Output {
+        change(&mut self.view);
         let view = self.view.clone();
         self.feed(millis, Input::Platform(Update::Aggregate(view)))
     }
@@ -860,6 +867,7 @@ fn lagg_waits_for_every_path_to_be_judged_before_a_reorder() {
         active: Some("bge0".to_owned()),
         primary: Some("bge0".to_owned()),
         kernel_preempts: true,
+        arp_monitor: false,
     };
     engine.handle(t0, Input::Platform(Update::Aggregate(view)));
     // No verdict yet: no reorder, however long.
@@ -1315,4 +1323,55 @@ fn lagg_an_addition_that_failed_with_the_port_in_is_done() {
     );
     assert!(!rig.group().is_removed("em0"));
     assert_eq!(rig.engine.shutdown().actions, vec![]);
+}
+
+/// A bond that runs its own ARP monitor beside the group's probes: the
+/// operator hears so once, not on every later news of the bond nor after
+/// a reload, and again only after the monitor was turned off and came back.
+#[test]
+fn bond_its_own_arp_monitor_beside_the_probes_is_named_once() {
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
+    let told = Notice::KernelArpMonitor {
+        group: BOND.to_owned(),
+    };
+    let out = rig.kernel(1_000, |view| view.arp_monitor = true);
+    assert_eq!(out.notices, std::slice::from_ref(&told));
+    assert_eq!(rig.kernel_active(2_000, "eth1").notices, []);
+    let config = rig.engine.config().clone();
+    assert_eq!(
+        rig.engine.reconfigure(rig.t0 + ms(3_000), config).notices,
+        []
+    );
+    assert_eq!(rig.kernel_active(4_000, "eth0").notices, []);
+
+    assert_eq!(
+        rig.kernel(5_000, |view| view.arp_monitor = false).notices,
+        []
+    );
+    let out = rig.kernel(6_000, |view| view.arp_monitor = true);
+    assert_eq!(out.notices, [told]);
+}
+
+/// The notice names the ARP monitor alone: a bond that also preempts by
+/// itself hears both, each once.
+#[test]
+fn bond_the_arp_monitor_notice_comes_beside_the_preempt_notice() {
+    let mut rig = KernelRig::bond(&["eth0", "eth1"], 5_000);
+    let out = rig.kernel(1_000, |view| {
+        view.arp_monitor = true;
+        view.primary = Some("eth0".to_owned());
+        view.kernel_preempts = true;
+    });
+    assert_eq!(
+        out.notices,
+        [
+            Notice::KernelPreempts {
+                group: BOND.to_owned(),
+                primary: Some("eth0".to_owned()),
+            },
+            Notice::KernelArpMonitor {
+                group: BOND.to_owned(),
+            },
+        ]
+    );
 }

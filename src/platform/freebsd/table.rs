@@ -719,6 +719,8 @@ impl LaggTable {
             active: state.active().map(|port| port.name.clone()),
             primary: state.master().map(|port| port.name.clone()),
             kernel_preempts: true,
+            // lagg has no link monitor of its own beyond the carrier.
+            arp_monitor: false,
         })
     }
 

@@ -3,9 +3,9 @@
 //! sets a bond's active port. No I/O here.
 //!
 //! A bond's own message carries its settings in `IFLA_LINKINFO` data (mode,
-//! active port, primary, primary reselection); membership is not listed
-//! there but carried by each port (`IFLA_MASTER`), so a bond's view is
-//! assembled from the messages of several interfaces.
+//! active port, primary, primary reselection, ARP monitor interval);
+//! membership is not listed there but carried by each port (`IFLA_MASTER`),
+//! so a bond's view is assembled from the messages of several interfaces.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +38,9 @@ pub(crate) struct BondSettings {
     /// `primary_reselect` (`BOND_PRI_RESELECT_*`); the kernel's default,
     /// `always` (0), when not reported.
     pub primary_reselect: u8,
+    /// `arp_interval` in milliseconds: above 0 the bond runs its own ARP
+    /// monitor; 0 (the default) when not reported.
+    pub arp_interval: u32,
 }
 
 /// What the bond says about one of its ports (`IFLA_INFO_SLAVE_DATA`):
@@ -73,6 +76,7 @@ pub(crate) fn bond_settings(message: &LinkMessage) -> Option<BondSettings> {
             InfoBond::PrimaryReselect(reselect) => {
                 settings.primary_reselect = u8::from(*reselect);
             }
+            InfoBond::ArpInterval(interval) => settings.arp_interval = *interval,
             _ => {}
         }
     }
@@ -182,6 +186,7 @@ pub(crate) fn aggregate<'a>(
         active: name_of(settings.active),
         primary: name_of(settings.primary),
         kernel_preempts: settings.kernel_preempts(),
+        arp_monitor: settings.arp_interval > 0,
     }
 }
 

@@ -15,6 +15,7 @@ use crate::platform::freebsd::abi::{
 };
 use crate::platform::freebsd::sys;
 use crate::probe::filter::arp_reply_filter;
+use crate::probe::PortAddress;
 
 /// A BPF descriptor that sends ARP requests out of one port and receives
 /// the replies the filter lets through.
@@ -28,7 +29,12 @@ pub struct PortSocket {
 impl PortSocket {
     /// Opens a descriptor on the port with index `ifindex`, letting
     /// through only ARP replies to `mac` from one of `targets`.
-    pub fn open(ifindex: u32, mac: [u8; 6], targets: &[Ipv4Addr]) -> io::Result<PortSocket> {
+    pub fn open(
+        ifindex: u32,
+        address: PortAddress,
+        targets: &[Ipv4Addr],
+    ) -> io::Result<PortSocket> {
+        let mac = address.sender;
         let port = interface_name(ifindex)?;
         let program: Vec<bpf_insn> = arp_reply_filter(mac, targets)
             .map_err(io::Error::other)?
@@ -130,11 +136,17 @@ impl PortSocket {
 /// (`SIOCGHWADDR`), not the lagg's, which lagg writes over the current
 /// address of every member; the switch must never learn the lagg's
 /// address on a backup port.
-pub async fn port_address(ifindex: u32) -> io::Result<[u8; 6]> {
+pub async fn port_address(ifindex: u32) -> io::Result<PortAddress> {
     let port = interface_name(ifindex)?;
     let socket = sys::open_ioctl_socket()?;
-    sys::hardware_address(socket.as_fd(), &port)
-        .map_err(|error| context(&format!("reading the hardware address of {port}"), error))
+    let sender = sys::hardware_address(socket.as_fd(), &port)
+        .map_err(|error| context(&format!("reading the hardware address of {port}"), error))?;
+    // The device is promiscuous while probed (see `open`), so no filter
+    // needs to be told of the address.
+    Ok(PortAddress {
+        sender,
+        foreign: false,
+    })
 }
 
 /// The name of the interface with index `ifindex`: BPF and the interface

@@ -36,6 +36,7 @@ fn active_backup(active: Option<u32>) -> BondSettings {
         active,
         primary: None,
         primary_reselect: 0,
+        arp_interval: 0,
     }
 }
 
@@ -49,6 +50,7 @@ fn aggregate_of(name: &str, members: &[&str], active: Option<&str>) -> Aggregate
         active: active.map(str::to_owned),
         primary: None,
         kernel_preempts: false,
+        arp_monitor: false,
     }
 }
 
@@ -69,6 +71,7 @@ fn a_bonds_settings_are_read_from_its_link_info() {
             active: Some(3),
             primary: Some(2),
             primary_reselect: 1,
+            arp_interval: 0,
         }
     );
     assert!(settings.is_active_backup());
@@ -196,6 +199,27 @@ fn the_kernel_preempts_with_a_primary_and_reselection_always_or_better() {
     assert!(preempts(Some(2), 1), "better");
     assert!(!preempts(Some(2), 2), "failure");
     assert!(!preempts(None, 0), "no primary");
+}
+
+/// A bond with `arp_interval` set runs its own ARP monitor, which would
+/// fight laggmond's path probes: decoded from `IFLA_BOND_ARP_INTERVAL` and
+/// reported on the aggregate; 0 (or not reported) means the bond has none.
+#[test]
+fn a_bonds_own_arp_monitor_is_read_from_its_arp_interval() {
+    let message = bond_message(vec![
+        InfoBond::Mode(BondMode::ActiveBackup),
+        InfoBond::ArpInterval(100),
+        InfoBond::ArpIpTarget(vec![std::net::Ipv4Addr::new(192, 0, 2, 1)]),
+    ]);
+    let settings = bond_settings(&message).expect("a bond");
+    assert_eq!(settings.arp_interval, 100);
+    let bond = link(7, "bond0", None);
+    assert!(aggregate(&bond, &settings, [bond.clone()].iter()).arp_monitor);
+
+    for options in [vec![InfoBond::ArpInterval(0)], vec![InfoBond::MiiMon(10)]] {
+        let settings = bond_settings(&bond_message(options)).expect("a bond");
+        assert!(!aggregate(&bond, &settings, [bond.clone()].iter()).arp_monitor);
+    }
 }
 
 #[test]

@@ -89,6 +89,7 @@ fn aggregate(members: &[&str], active: Option<&str>) -> Aggregate {
         active: active.map(str::to_owned),
         primary: None,
         kernel_preempts: false,
+        arp_monitor: false,
     }
 }
 
@@ -329,6 +330,7 @@ fn a_primary_with_reselection_always_lets_the_kernel_preempt() {
         vec![Update::Aggregate(Aggregate {
             primary: Some("eth0".into()),
             kernel_preempts: true,
+            arp_monitor: false,
             ..aggregate(&["eth0", "eth1"], Some("eth0"))
         })]
     );
