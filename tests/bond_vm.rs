@@ -33,6 +33,10 @@ const WAIT: Duration = Duration::from_secs(5);
 /// How fast a failover must be reported, even on an emulated CPU.
 const PROMPT: Duration = Duration::from_secs(1);
 
+/// The damping hold of the daemon test: long enough that the `ip` calls
+/// of a flapping burst on an emulated CPU cannot outlast it.
+const HOLD: Duration = Duration::from_secs(12);
+
 /// Set by the VM script: this machine is disposable.
 const VM_MARKER: &str = "LAGGMOND_VM_TEST";
 
@@ -648,10 +652,11 @@ fn the_daemon_watches_and_steers_a_real_bond() {
     ));
     run(sysfs_becomes("bond5/bonding/active_slave", "eth5"));
     let files = common::Files::new();
-    files.write_config(
+    files.write_config(&format!(
         "groups:\n  bond5:\n    driver: bond\n    ports: [eth5, eth6]\n    preempt_delay: 1s\n    \
-         flap_damping: {max_flaps: 3, window: 30s, hold: 4s}\n",
-    );
+         flap_damping: {{max_flaps: 3, window: 30s, hold: {}s}}\n",
+        HOLD.as_secs()
+    ));
     let daemon = common::Daemon::start_here(&files);
     let group = daemon.group("bond5");
     assert_eq!(group["driver"], "bond", "{group}");
@@ -755,11 +760,12 @@ fn the_daemon_watches_and_steers_a_real_bond() {
         .wait_event(seq, WAIT, kind("flapping"))
         .expect("flapping");
     assert_eq!(flapping["port"], "eth5", "{flapping}");
-    // Well inside the 4 s hold, with room for a slow emulated CPU.
+    // Well inside the 12 s hold, which counts from the flap that damped
+    // the port: on an emulated CPU each `ip` call alone can take seconds.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(kernel_active(), "eth6", "no failback while damped");
     let cleared = daemon
-        .wait_event(seq, WAIT, kind("flap_cleared"))
+        .wait_event(seq, HOLD + WAIT, kind("flap_cleared"))
         .expect("flap_cleared");
     let back = daemon
         .wait_event(cleared["seq"].as_u64().unwrap_or(0), WAIT, kind("failover"))
