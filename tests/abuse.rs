@@ -470,9 +470,10 @@ fn hostile_clients_do_not_stop_the_daemon() {
     footprint.sample("after bad input");
 
     let served = crowd(&socket, &mut footprint);
-    // The idle client and both followers hold slots of their own.
+    // Both followers hold slots of their own; so does the idle client,
+    // unless the request deadline has closed it already on a slow run.
     assert!(
-        (1..=MAX_CLIENTS - 3).contains(&served),
+        (1..=MAX_CLIENTS - 2).contains(&served),
         "{served} served beyond the limit"
     );
     wait_until_status_answers(&socket);

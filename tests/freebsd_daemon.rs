@@ -370,7 +370,8 @@ mod paths {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("laggmond.yml");
             let yaml = "groups:\n  lagg0:\n    driver: lagg\n    ports: [em0, bge0]\n    \
-                        preempt_delay: 300ms\n    probe:\n      arp: [192.0.2.1]\n";
+                        preempt_delay: 300ms\n    probe:\n      arp: [192.0.2.1]\n      \
+                        interval: 50ms\n      missed: 1\n";
             std::fs::write(&path, yaml).expect("config");
             let config = Config::load(&path).expect("valid config");
             let mut bench = Bench {
@@ -389,6 +390,9 @@ mod paths {
             bench.path("em0", true);
             bench.path("bge0", true);
             bench.kernel.take_changes();
+            // No dead path can be judged sooner after the link came up
+            // than one interval (`missed` × `interval`).
+            tokio::time::sleep(Duration::from_millis(60)).await;
             bench
         }
 

@@ -184,7 +184,9 @@ fn log_notice(notice: &Notice) {
             primary = primary.as_deref().unwrap_or("?"),
         ),
         Notice::KernelArpMonitor { group } => tracing::warn!(
-            "{group}: the bond runs its own ARP monitor beside laggmond's path probes; the              two judge the paths apart and may move traffic against each other; to leave the              paths to laggmond, run: ip link set {group} type bond arp_interval 0 miimon 100"
+            "{group}: the bond runs its own ARP monitor beside laggmond's path probes; the \
+             two judge the paths apart and may move traffic against each other; to leave the \
+             paths to laggmond, run: ip link set {group} type bond arp_interval 0 miimon 100"
         ),
     }
 }

@@ -51,7 +51,7 @@ impl Probes {
                 link.state == crate::platform::LinkState::Up,
             )]),
             Update::Gone { name, .. } => self.prober.links([(name.as_str(), false)]),
-            Update::Snapshot(links) => self.prober.links(links.iter().map(|link| {
+            Update::Snapshot(links) => self.prober.all_links(links.iter().map(|link| {
                 (
                     link.name.as_str(),
                     link.state == crate::platform::LinkState::Up,

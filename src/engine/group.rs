@@ -12,7 +12,7 @@ use crate::config::{Driver, GroupConfig};
 use crate::event::{Cause, Kind, What};
 use crate::probe::PathVerdict;
 
-use super::damping::Damped;
+use super::damping::{instant_after, Damped};
 use super::port::{LinkChange, PathChange, Port, PortLink};
 use super::{Interfaces, Output};
 
@@ -252,10 +252,28 @@ impl Group {
         let Some(index) = self.index_of(name) else {
             return false;
         };
+        if self.judged_before_the_link(index, now, verdict) {
+            return true;
+        }
         if let Some(change) = self.ports[index].set_path(now, verdict) {
             self.report_path(name, verdict, change, out);
         }
         true
+    }
+
+    /// Whether `verdict` is `down` sooner after the port's link last came up
+    /// than the probes can judge it (`missed` × `interval`): then it was
+    /// judged on the link before, and reached the engine after the link's
+    /// news, by another way. A dead path on the new link is reported in
+    /// its own time.
+    fn judged_before_the_link(&self, index: usize, now: Instant, verdict: &PathVerdict) -> bool {
+        let (PathVerdict::Down { .. }, Some(probe)) = (verdict, &self.config.probe) else {
+            return false;
+        };
+        let judging = probe.interval.saturating_mul(probe.missed);
+        self.ports[index]
+            .since()
+            .is_some_and(|since| now < instant_after(since, judging))
     }
 
     /// Reports a port's path change and the damping it started.

@@ -3,7 +3,7 @@
 //! path changes.
 //!
 //! The daemon says which groups probe which ports ([`ProbeHandle::configure`])
-//! and passes on link changes ([`ProbeHandle::link`]): a port is probed
+//! and passes on link changes ([`ProbeHandle::links`]): a port is probed
 //! only while its link is up, from the moment it comes up. Each probed
 //! port has its own packet socket, read by a small task of its own that
 //! passes on only the senders of valid replies; the judging is
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -35,6 +35,9 @@ const REPORT_QUEUE: usize = 256;
 /// Replies queued from the port readers to the prober.
 const REPLY_QUEUE: usize = 1024;
 
+/// How long after a failure a port's socket is opened, or read, again.
+const REOPEN_AFTER: Duration = Duration::from_secs(5);
+
 /// The largest frame read: an ARP reply is 42 to 60 bytes; a longer frame
 /// is cut and still parsed (its tail is padding).
 const FRAME_BUFFER: usize = 128;
@@ -44,8 +47,10 @@ const FRAME_BUFFER: usize = 128;
 enum Command {
     /// The probed ports of every group with a `probe`, replacing the last.
     Configure(Vec<ProbedGroup>),
-    /// A port's link changed; every link is listed after a resync.
+    /// Some links changed.
     Links(Vec<(String, bool)>),
+    /// Every link there is, after a resync: the others are gone.
+    AllLinks(Vec<(String, bool)>),
 }
 
 /// One group's probe settings and ports.
@@ -64,8 +69,6 @@ pub struct ProbeHandle {
     pub reports: mpsc::Receiver<PathReport>,
     /// Shared with the task, read for the metrics.
     pub counters: Arc<ProbeCounters>,
-    /// The ports whose link changes matter to the prober.
-    probed: Vec<String>,
     /// Stops the task when the daemon drops the handle.
     _stop: DropGuard,
 }
@@ -84,22 +87,27 @@ impl ProbeHandle {
                 })
             })
             .collect();
-        self.probed = groups.iter().flat_map(|g| g.ports.clone()).collect();
         // The task ends only with the handle: sending cannot fail before.
         let _ = self.commands.send(Command::Configure(groups));
     }
 
-    /// Passes on the link of the probed ports among `links` (name, up).
+    /// Passes on `links` (name, up): every link, not only the probed
+    /// ones, so that a port a reload starts probing is probed at once.
     pub fn links<'a>(&self, links: impl IntoIterator<Item = (&'a str, bool)>) {
-        let probed: Vec<(String, bool)> = links
-            .into_iter()
-            .filter(|(name, _)| self.probed.iter().any(|port| port == name))
-            .map(|(name, up)| (name.to_owned(), up))
-            .collect();
-        if !probed.is_empty() {
-            let _ = self.commands.send(Command::Links(probed));
-        }
+        let _ = self.commands.send(Command::Links(owned(links)));
     }
+
+    /// Passes on every link there is (a resync); any other is gone.
+    pub fn all_links<'a>(&self, links: impl IntoIterator<Item = (&'a str, bool)>) {
+        let _ = self.commands.send(Command::AllLinks(owned(links)));
+    }
+}
+
+fn owned<'a>(links: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<(String, bool)> {
+    links
+        .into_iter()
+        .map(|(name, up)| (name.to_owned(), up))
+        .collect()
 }
 
 /// Starts the prober as a task of the current tokio runtime; it probes
@@ -115,6 +123,7 @@ pub fn spawn() -> ProbeHandle {
         links: HashMap::new(),
         ports: HashMap::new(),
         commands: command_rx,
+        openings: 0,
         reports: report_tx,
         replies: reply_rx,
         reply_tx,
@@ -126,31 +135,37 @@ pub fn spawn() -> ProbeHandle {
         commands,
         reports,
         counters,
-        probed: Vec::new(),
         _stop: stop.drop_guard(),
     }
 }
 
-/// A valid reply from `sender` on the port of `key`, read at `at`.
+/// A valid reply from `sender` on the port of `key`, read at `at` by the
+/// reader of the port's `opening`.
 #[derive(Debug)]
 struct Reply {
     key: PortKey,
+    opening: u64,
     sender: Ipv4Addr,
     at: Instant,
 }
 
-/// A probed port of a group: a port may be probed by two groups.
+/// A probed port and its group, which its reports name.
 type PortKey = (String, String);
 
 /// One probed port with link up.
 struct ProbedPort {
     probe: PathProbe,
+    /// Which opening of the port this is: a reply still queued from a
+    /// socket of an earlier link of the port must not count for this one.
+    opening: u64,
     /// `None` when the socket could not be opened (logged); the path then
     /// goes down after `missed` intervals, as it should when nothing can
     /// be sent.
     socket: Option<Arc<PortSocket>>,
     mac: [u8; 6],
     source: Ipv4Addr,
+    /// When to try again to open the socket, after a failure.
+    retry_at: Option<Instant>,
     /// Ends the port's reader.
     _reader: Option<DropGuard>,
 }
@@ -162,6 +177,8 @@ struct Prober {
     /// The probed ports whose link is up.
     ports: HashMap<PortKey, ProbedPort>,
     commands: mpsc::UnboundedReceiver<Command>,
+    /// Openings of ports so far, to tell them apart.
+    openings: u64,
     reports: mpsc::Sender<PathReport>,
     replies: mpsc::Receiver<Reply>,
     reply_tx: mpsc::Sender<Reply>,
@@ -177,7 +194,10 @@ impl Prober {
                 .values()
                 .filter_map(|port| port.probe.next_deadline())
                 .min();
+            // Replies before deadlines: one read in time must count for
+            // the interval it arrived in, not be judged missing first.
             tokio::select! {
+                biased;
                 () = self.stop.cancelled() => break,
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
@@ -185,11 +205,15 @@ impl Prober {
                 },
                 Some(reply) = self.replies.recv() => self.on_reply(reply),
                 () = sleep_until(deadline), if deadline.is_some() => {
+                    while let Ok(reply) = self.replies.try_recv() {
+                        self.on_reply(reply);
+                    }
                     for report in self.on_deadline() {
                         if self.reports.send(report).await.is_err() {
                             return;
                         }
                     }
+                    self.reopen_failed().await;
                 }
             }
         }
@@ -207,6 +231,7 @@ impl Prober {
                 }
             }
             Command::Links(links) => self.links.extend(links),
+            Command::AllLinks(links) => self.links = links.into_iter().collect(),
         }
         self.reconcile().await;
     }
@@ -235,44 +260,94 @@ impl Prober {
     }
 
     /// Starts probing a port whose link came up.
-    async fn open(&self, key: &PortKey, config: &ProbeConfig) -> ProbedPort {
-        let (group, port) = key;
+    async fn open(&mut self, key: &PortKey, config: &ProbeConfig) -> ProbedPort {
         let mut probe = PathProbe::new(config);
         probe.start(Instant::now());
+        self.openings += 1;
+        let mut port = ProbedPort {
+            probe,
+            opening: self.openings,
+            socket: None,
+            mac: [0; 6],
+            source: config.source,
+            retry_at: None,
+            _reader: None,
+        };
+        self.open_socket(key, config, &mut port).await;
+        port
+    }
+
+    /// Opens the port's socket and starts its reader; on failure, logs it
+    /// and sets when to try again: a host-side fault (no descriptors left,
+    /// a netlink hiccup) must not leave the port judged dead for good.
+    async fn open_socket(&self, key: &PortKey, config: &ProbeConfig, port: &mut ProbedPort) {
+        let (group, name) = key;
         let opened = async {
-            let ifindex = interface_index(port)?;
+            let ifindex = interface_index(name)?;
             let address = port_address(ifindex).await?;
             let socket = PortSocket::open(ifindex, address, &config.arp)?;
             Ok::<_, std::io::Error>((Arc::new(socket), address.sender))
         };
-        let (socket, mac, reader) = match opened.await {
+        match opened.await {
             Ok((socket, mac)) => {
-                let reader = self.read_replies(key.clone(), socket.clone(), mac);
-                (Some(socket), mac, Some(reader))
+                port._reader =
+                    Some(self.read_replies(key.clone(), port.opening, socket.clone(), mac));
+                port.socket = Some(socket);
+                port.mac = mac;
+                port.retry_at = None;
             }
             Err(error) => {
-                tracing::error!("{group}: cannot probe {port}: {error}");
-                (None, [0; 6], None)
+                if port.retry_at.is_none() {
+                    tracing::error!("{group}: cannot probe {name}: {error}; trying again");
+                } else {
+                    tracing::debug!("{group}: cannot probe {name} yet: {error}");
+                }
+                port.retry_at = Some(Instant::now() + REOPEN_AFTER);
             }
-        };
-        ProbedPort {
-            probe,
-            socket,
-            mac,
-            source: config.source,
-            _reader: reader,
+        }
+    }
+
+    /// Tries again to open the sockets that could not be opened.
+    async fn reopen_failed(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PortKey> = self
+            .ports
+            .iter()
+            .filter(|(_, port)| port.retry_at.is_some_and(|at| at <= now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            let Some(config) = self
+                .groups
+                .iter()
+                .find(|group| group.name == key.0)
+                .map(|group| group.probe.clone())
+            else {
+                continue;
+            };
+            if let Some(mut port) = self.ports.remove(&key) {
+                self.open_socket(&key, &config, &mut port).await;
+                self.ports.insert(key, port);
+            }
         }
     }
 
     /// Reads the port's socket in a task of its own, passing on the
     /// sender of each valid reply; ends with the returned guard.
-    fn read_replies(&self, key: PortKey, socket: Arc<PortSocket>, mac: [u8; 6]) -> DropGuard {
+    fn read_replies(
+        &self,
+        key: PortKey,
+        opening: u64,
+        socket: Arc<PortSocket>,
+        mac: [u8; 6],
+    ) -> DropGuard {
         let stop = self.stop.child_token();
         let replies = self.reply_tx.clone();
         let counters = self.counters.clone();
         let guard = stop.clone().drop_guard();
         tokio::spawn(async move {
             let mut buffer = [0u8; FRAME_BUFFER];
+            let mut failing = false;
             loop {
                 let read = tokio::select! {
                     () = stop.cancelled() => break,
@@ -280,15 +355,32 @@ impl Prober {
                 };
                 let length = match read {
                     Ok(length) => length.min(buffer.len()),
+                    // The port went down under the socket, which works
+                    // again when it comes back.
+                    Err(error) if error.raw_os_error() == Some(libc::ENETDOWN) => continue,
                     Err(error) => {
-                        tracing::warn!("{}: reading probe replies on {}: {error}", key.0, key.1);
-                        break;
+                        // Said once, then tried again calmly: a reader that
+                        // gave up would leave the port judged dead for good.
+                        if !failing {
+                            tracing::warn!(
+                                "{}: reading probe replies on {}: {error}",
+                                key.0,
+                                key.1
+                            );
+                            failing = true;
+                        }
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(REOPEN_AFTER) => continue,
+                        }
                     }
                 };
+                failing = false;
                 match arp::parse_reply(&buffer[..length], mac) {
                     Ok(reply) => {
                         let reply = Reply {
                             key: key.clone(),
+                            opening,
                             sender: reply.sender_ip,
                             at: Instant::now(),
                         };
@@ -304,7 +396,11 @@ impl Prober {
     }
 
     fn on_reply(&mut self, reply: Reply) {
-        let Some(port) = self.ports.get_mut(&reply.key) else {
+        let Some(port) = self
+            .ports
+            .get_mut(&reply.key)
+            .filter(|port| port.opening == reply.opening)
+        else {
             // The port went down or away since the reply was read.
             return;
         };

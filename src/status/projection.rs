@@ -230,7 +230,8 @@ mod tests {
             targets: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
         };
         engine.handle(start, verdict("p0", up));
-        engine.handle(start, verdict("p1", down));
+        // A dead path is judged `missed` intervals after the link came up.
+        engine.handle(start + Duration::from_secs(3), verdict("p1", down));
         let status = project(engine.groups(), &HashMap::new(), clock, start, start);
         assert_eq!(
             serde_json::to_string(&status.groups[0].ports).unwrap(),

@@ -15,12 +15,14 @@ use crate::event::{Cause, Kind, What};
 use crate::platform::kernel::{Aggregate, Answer, Update};
 use crate::probe::{PathReport, PathState, PathVerdict};
 
-/// The probe settings of the test groups; the engine only needs to know
-/// that there are some.
+/// The probe settings of the test groups. The engine only needs to know
+/// that there are some, and how soon after a link comes up a dead path
+/// can be judged (`missed` × `interval`): kept short here, so that a
+/// verdict at any moment of a test is one the probes could have given.
 pub(super) fn probe() -> ProbeConfig {
     ProbeConfig {
         arp: vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)],
-        interval: ms(1_000),
+        interval: ms(10),
         missed: 3,
         require: Require::Any,
         source: Ipv4Addr::UNSPECIFIED,
@@ -1373,5 +1375,28 @@ fn bond_the_arp_monitor_notice_comes_beside_the_preempt_notice() {
                 group: BOND.to_owned(),
             },
         ]
+    );
+}
+
+/// A `down` judged on the link before a flap can reach the engine after
+/// the flap's news: sooner after the link came up than the probes can
+/// judge, it is ignored; a dead path on the new link is reported in its
+/// own time.
+#[test]
+fn a_dead_path_judged_before_the_link_came_back_is_ignored() {
+    let mut group = group_cfg(G, &["em0", "em1"], 5_000, 4);
+    group.probe = Some(ProbeConfig {
+        interval: ms(1_000),
+        ..probe()
+    });
+    let mut rig = Rig::new(config(vec![group]));
+    rig.feed(0, snapshot(&[("em0", true), ("em1", true)]));
+    rig.feed(10_000, Input::Platform(Update::Link(link("em0", false))));
+    rig.feed(10_100, Input::Platform(Update::Link(link("em0", true))));
+    assert_eq!(rig.path(10_200, "em0", down_verdict()), vec![]);
+    assert_eq!(rig.port("em0").path(), PathState::Unknown);
+    assert_eq!(
+        rig.path(13_100, "em0", down_verdict()),
+        vec![path_down("em0")]
     );
 }
