@@ -194,10 +194,9 @@ impl Prober {
                 .values()
                 .filter_map(|port| port.probe.next_deadline())
                 .min();
-            // Replies before deadlines: one read in time must count for
-            // the interval it arrived in, not be judged missing first.
+            // Not biased: a flood of replies on one port must not keep the
+            // intervals of all from being judged.
             tokio::select! {
-                biased;
                 () = self.stop.cancelled() => break,
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
@@ -205,7 +204,13 @@ impl Prober {
                 },
                 Some(reply) = self.replies.recv() => self.on_reply(reply),
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    while let Ok(reply) = self.replies.try_recv() {
+                    // A reply read in time counts for the interval it
+                    // arrived in, not after that interval was judged; no
+                    // more than the queue held, however fast more come.
+                    for _ in 0..REPLY_QUEUE {
+                        let Ok(reply) = self.replies.try_recv() else {
+                            break;
+                        };
                         self.on_reply(reply);
                     }
                     for report in self.on_deadline() {
