@@ -119,13 +119,16 @@ impl Logger {
     /// Writes one event as one line to every output that is on.
     pub fn event(&self, event: &Event) {
         if let Some(stderr) = &self.stderr {
-            let line = stderr_line(event);
+            let mut line = stderr_line(event);
+            // One write for the line and its end: stderr is unbuffered,
+            // and `writeln!` would make it two system calls.
+            line.push('\n');
             let mut out = match stderr.lock() {
                 Ok(out) => out,
                 Err(poisoned) => poisoned.into_inner(),
             };
             // Nowhere left to report a failing stderr.
-            let _ = writeln!(out, "{line}");
+            let _ = out.write_all(line.as_bytes());
         }
         if self.syslog.is_some() {
             syslog::send(severity_code(event.severity), &event.log_line());
@@ -369,6 +372,34 @@ mod tests {
             ]
         );
         assert!(text.ends_with('\n'));
+    }
+
+    /// Counts the writes made to it.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// stderr is unbuffered: each write is a system call, so a line and
+    /// its end go out together.
+    #[test]
+    fn each_event_line_is_one_write() {
+        let out = Writes::default();
+        let logger = Logger::new(true, Some(Box::new(out.clone())));
+        logger.event(&failover());
+        logger.event(&failover());
+        let writes = out.0.lock().unwrap().clone();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes.iter().all(|write| write.ends_with(b"\n")));
     }
 
     #[test]
