@@ -311,13 +311,20 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
-    /// A writer the test can read back.
+    /// Keeps every write made to it, one entry each.
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
 
-    impl Write for Shared {
+    impl Writes {
+        /// All that was written, as text.
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().concat()).unwrap()
+        }
+    }
+
+    impl Write for Writes {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().unwrap().push(buf.to_vec());
             Ok(buf.len())
         }
 
@@ -351,14 +358,14 @@ mod tests {
 
     #[test]
     fn foreground_events_are_one_stamped_line_on_stderr() {
-        let out = Shared::default();
+        let out = Writes::default();
         let logger = Logger::new(true, Some(Box::new(out.clone())));
         logger.event(&failover());
         logger.event(&Event {
             severity: Severity::Crit,
             ..failover()
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
@@ -372,21 +379,6 @@ mod tests {
             ]
         );
         assert!(text.ends_with('\n'));
-    }
-
-    /// Counts the writes made to it.
-    #[derive(Clone, Default)]
-    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
-
-    impl Write for Writes {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().push(buf.to_vec());
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     /// stderr is unbuffered: each write is a system call, so a line and
@@ -404,7 +396,7 @@ mod tests {
 
     #[test]
     fn foreground_keeps_syslog_off_unless_configured() {
-        let mut logger = Logger::new(true, Some(Box::new(Shared::default())));
+        let mut logger = Logger::new(true, Some(Box::new(Writes::default())));
         logger.configure(&log_config(false));
         assert_eq!(logger.syslog, None);
     }

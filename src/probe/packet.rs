@@ -214,21 +214,18 @@ fn attach_filter(fd: &OwnedFd, program: &[Insn]) -> io::Result<()> {
         // The kernel copies the program; it only reads through this pointer.
         filter: program.as_ptr().cast_mut().cast::<libc::sock_filter>(),
     };
-    // SAFETY: `program` points at `len` instructions laid out as
-    // `sock_filter` (checked in the filter's tests), alive for the call.
-    let result = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
+    // SAFETY: `SO_ATTACH_FILTER` takes a `sock_fprog`; `program` points
+    // at `len` instructions laid out as `sock_filter` (checked in the
+    // filter's tests), alive for the call.
+    unsafe {
+        set_option(
+            fd,
             libc::SOL_SOCKET,
             libc::SO_ATTACH_FILTER,
-            std::ptr::from_ref(&program).cast(),
-            socklen::<libc::sock_fprog>(),
+            &program,
+            "attaching the ARP reply filter",
         )
-    };
-    if result < 0 {
-        return Err(context("attaching the ARP reply filter"));
     }
-    Ok(())
 }
 
 /// Adds `mac` to the port's unicast filter for as long as the socket is
@@ -243,18 +240,44 @@ fn accept_unicast(fd: &OwnedFd, ifindex: i32, mac: [u8; 6]) -> io::Result<()> {
         mr_alen: 6,
         mr_address: address,
     };
-    // SAFETY: `membership` is a valid `packet_mreq` alive for the call.
+    // SAFETY: `PACKET_ADD_MEMBERSHIP` takes a `packet_mreq`.
+    unsafe {
+        set_option(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &membership,
+            "letting the port's own address in",
+        )
+    }
+}
+
+/// `setsockopt(2)` with `value`, the error prefixed with `what`.
+///
+/// # Safety
+///
+/// `T` must be the type the kernel expects for `level` and `name`, and
+/// any pointer inside `value` valid for the call.
+unsafe fn set_option<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: `value` is alive for the call and its size is passed; the
+    // caller vouches for its type.
     let result = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_ADD_MEMBERSHIP,
-            std::ptr::from_ref(&membership).cast(),
-            socklen::<libc::packet_mreq>(),
+            level,
+            name,
+            std::ptr::from_ref(value).cast(),
+            socklen::<T>(),
         )
     };
     if result < 0 {
-        return Err(context("letting the port's own address in"));
+        return Err(context(what));
     }
     Ok(())
 }

@@ -429,14 +429,7 @@ where
             Ok(()) => tracing::info!("{lagg}: {port} {done} the lagg ({})", op_ioctl_name(add)),
             Err(error) => tracing::warn!("{lagg}: {doing} {port} failed: {error}"),
         }
-        self.pending.push(PendingAnswer {
-            lagg: lagg.clone(),
-            answer: Answer {
-                group: lagg,
-                port,
-                result,
-            },
-        });
+        self.answer_after_settle(lagg, port, result);
     }
 
     /// Makes `port` the MASTER of lagg `lagg`. The answer is sent once the
@@ -465,6 +458,13 @@ where
         if let Err(error) = &result {
             tracing::warn!("{lagg}: making {port} MASTER failed: {error}");
         }
+        self.answer_after_settle(lagg, port, result);
+    }
+
+    /// Queues the answer about `port` of lagg `lagg` until the lagg's
+    /// reorder window closes: it goes out after the updates that show
+    /// what the change did.
+    fn answer_after_settle(&mut self, lagg: String, port: String, result: Result<(), String>) {
         self.pending.push(PendingAnswer {
             lagg: lagg.clone(),
             answer: Answer {
